@@ -1,0 +1,41 @@
+# vaelab: `make lab` opens the lessons, `make test` passes every test. Both set up .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# torch is pinned here so pip never resolves a (CUDA-sized) torch on its own; the package asks for torch>=2.2.
+TORCH  ?= torch==2.13.0
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+
+# progress bars off in tests and stored notebooks (they would never compare equal); on in `make lab`
+export TQDM_DISABLE ?= 1
+
+.PHONY: lab test lessons student bench setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[lab,test]"
+	touch $@
+
+lab: $(STAMP)
+	env -u TQDM_DISABLE $(BIN)/jupyter lab $(ROOT_FLAG) --notebook-dir=notebooks
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lessons: $(STAMP)
+	$(BIN)/python .ci/lessons.py $(NOTEBOOKS)
+
+student: $(STAMP)
+	$(BIN)/python .ci/student.py notebooks student
+
+bench: $(STAMP)
+	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) student .pytest_cache

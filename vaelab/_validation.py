@@ -1,0 +1,141 @@
+"""Shared input checks for vaelab's public entry points.
+
+Every check raises ``ValueError`` or ``TypeError`` whose message names the parameter,
+what was expected and what came, e.g.
+"`X` must be 2-D of shape (n_samples, n_features), got shape (64,)".
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+__all__ = [
+    "as_tensor",
+    "check_2d",
+    "check_choice",
+    "check_finite",
+    "check_fraction",
+    "check_nonnegative",
+    "check_positive",
+    "check_positive_int",
+    "check_probabilities",
+]
+
+
+def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as an int, or raise if it is not an integer ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`{name}` must be an integer >= {minimum}, got {value!r} of type {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_real(value: Any, name: str, expected: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`{name}` must be {expected}, got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"`{name}` must be {expected}, got {value}")
+    return value
+
+
+def check_positive(value: Any, name: str) -> float:
+    """Return ``value`` as a float, or raise if it is not a finite number > 0."""
+    value = _check_real(value, name, "a finite number > 0")
+    if value <= 0:
+        raise ValueError(f"`{name}` must be a finite number > 0, got {value}")
+    return value
+
+
+def check_nonnegative(value: Any, name: str) -> float:
+    """Return ``value`` as a float, or raise if it is not a finite number >= 0."""
+    value = _check_real(value, name, "a finite number >= 0")
+    if value < 0:
+        raise ValueError(f"`{name}` must be a finite number >= 0, got {value}")
+    return value
+
+
+def check_fraction(value: Any, name: str) -> float:
+    """Return ``value`` as a float, or raise if it is not in the open interval (0, 1)."""
+    value = _check_real(value, name, "a number in (0, 1)")
+    if not 0 < value < 1:
+        raise ValueError(f"`{name}` must be a number in (0, 1), got {value}")
+    return value
+
+
+def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
+    """Return ``value`` if it is one of ``choices``, else raise naming the valid ones."""
+    choices = tuple(choices)
+    if value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"`{name}` must be one of {options}; got {value!r}")
+    return value
+
+
+def as_tensor(X: Any, name: str, *, dtype: torch.dtype | None = None,
+              device: torch.device | str | None = None) -> torch.Tensor:
+    """Convert a numpy array, a tensor or a nested list of numbers to a floating tensor."""
+    if isinstance(X, torch.Tensor):
+        t = X
+    elif isinstance(X, (np.ndarray, list, tuple, numbers.Real)):
+        arr = np.asarray(X)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise TypeError(f"`{name}` must hold real numbers, got an array of dtype {arr.dtype}")
+        t = torch.from_numpy(np.ascontiguousarray(arr))
+    else:
+        raise TypeError(f"`{name}` must be a numpy array or a torch tensor, got {type(X).__name__}")
+    if t.is_complex():
+        raise TypeError(f"`{name}` must hold real numbers, got dtype {t.dtype}")
+    if dtype is None:
+        dtype = t.dtype if t.is_floating_point() else torch.get_default_dtype()
+    return t.to(device=device, dtype=dtype)
+
+
+def check_finite(X: torch.Tensor, name: str) -> torch.Tensor:
+    """Raise if ``X`` holds NaN or infinity, saying how many and where the first one is."""
+    bad = ~torch.isfinite(X)
+    if bad.any():
+        first = tuple(int(i) for i in bad.nonzero()[0].tolist())
+        raise ValueError(
+            f"`{name}` must contain only finite values, got {int(bad.sum())} NaN or infinite "
+            f"value(s), the first at index {first}"
+        )
+    return X
+
+
+def check_2d(X: Any, name: str = "X", *, n_features: int | None = None, min_samples: int = 1,
+             dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> torch.Tensor:
+    """Return ``X`` as a finite floating tensor of shape (n_samples, n_features).
+
+    >>> check_2d([[0.0, 1.0]]).shape
+    torch.Size([1, 2])
+    """
+    t = as_tensor(X, name, dtype=dtype, device=device)
+    if t.ndim != 2:
+        raise ValueError(f"`{name}` must be 2-D of shape (n_samples, n_features), got shape {tuple(t.shape)}")
+    if t.shape[0] < min_samples:
+        raise ValueError(f"`{name}` must have at least {min_samples} sample(s), got shape {tuple(t.shape)}")
+    if t.shape[1] < 1:
+        raise ValueError(f"`{name}` must have at least one feature, got shape {tuple(t.shape)}")
+    if n_features is not None and t.shape[1] != n_features:
+        raise ValueError(f"`{name}` must have {n_features} features (columns), got {t.shape[1]}")
+    return check_finite(t, name)
+
+
+def check_probabilities(p: Any, name: str, *, atol: float = 1e-6) -> torch.Tensor:
+    """Return ``p`` as a 1-D tensor of non-negative numbers summing to 1, or raise."""
+    t = as_tensor(p, name)
+    if t.ndim != 1 or t.numel() == 0:
+        raise ValueError(f"`{name}` must be a non-empty 1-D array of probabilities, got shape {tuple(t.shape)}")
+    check_finite(t, name)
+    if (t < 0).any():
+        raise ValueError(f"`{name}` must be non-negative, got a minimum of {float(t.min()):.4g}")
+    total = float(t.sum())
+    if abs(total - 1.0) > atol:
+        raise ValueError(f"`{name}` must sum to 1, got a sum of {total:.6g}")
+    return t

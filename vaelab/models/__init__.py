@@ -1,0 +1,3 @@
+"""Latent-variable models: one model per submodule, re-exported here."""
+__all__: list[str] = []
+# model modules (one line each; each module defines __all__)

@@ -1,0 +1,3 @@
+"""Matplotlib figures used by the lessons, one submodule per topic, re-exported here."""
+__all__: list[str] = []
+# topic modules (one line each; each module defines __all__)

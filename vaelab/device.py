@@ -57,10 +57,9 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, numpy and torch (all devices) and return a CPU ``torch.Generator`` seeded alike."""
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global generators (every device) with ``seed``."""
     seed = check_positive_int(seed, "seed", minimum=0)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)

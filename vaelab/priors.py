@@ -37,8 +37,8 @@ class Prior(nn.Module):
 class StandardNormal(Prior):
     """p(z) = N(0, I) in ``latent_dim`` dimensions.
 
-    >>> StandardNormal(2).log_prob(torch.zeros(2)).item() == -math.log(2 * math.pi)
-    True
+    >>> round(StandardNormal(2).log_prob(torch.zeros(2)).item(), 4)  # -log(2π)
+    -1.8379
     """
 
     def __init__(self, latent_dim: int):

@@ -24,6 +24,7 @@ _LAZY = {
     "SequenceVAE": "models",
     "fit": "train",
     "History": "train",
+    "BernoulliMixture": "bernoulli_mixture",
 }
 _SUBMODULES = ("data", "gmm", "continuous", "priors", "models", "objectives", "diagnostics",
                "train", "plot", "widgets", "checks", "device")

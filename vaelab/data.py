@@ -19,7 +19,7 @@ import torch
 
 from ._validation import check_choice, check_nonnegative, check_positive_int
 
-__all__ = ["TOY_SETS", "toy", "digits", "mnist", "fashion_mnist", "fetch", "read_idx", "cache_dir"]
+__all__ = ["TOY_SETS", "toy", "digits", "mnist", "fashion_mnist", "fetch", "read_idx", "cache_dir", "sines"]
 
 TOY_SETS = ("blobs", "moons", "ring", "spiral", "pinwheel")
 _DEFAULT_NOISE = {"blobs": 0.35, "moons": 0.08, "ring": 0.1, "spiral": 0.05, "pinwheel": 0.3}
@@ -253,3 +253,37 @@ def fashion_mnist(split: str = "train", *, root: str | os.PathLike | None = None
                   mirrors: tuple[str, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Fashion-MNIST, the same format as :func:`mnist`: ``mnist(split, kind="fashion")``."""
     return mnist(split, kind="fashion", root=root, mirrors=mirrors)
+
+
+# ---------------------------------------------------------------- toy time series (lesson 05)
+
+
+def sines(n: int, length: int, *, noise: float = 0.1, seed: int = 0) -> torch.Tensor:
+    """Draw ``n`` noisy sine waves of ``length`` steps, of shape (n, length, 1), float32.
+
+    x_t = a · sin(2π f t / length + φ) + noise · ε_t,  t = 0 … length − 1, with per-series amplitude
+    a ~ U(0.5, 1.5), frequency f ~ U(1, 3) cycles per series, phase φ ~ U(0, 2π) and ε_t ~ N(0, 1).
+    Three numbers explain each series, so a latent space of 2–3 dimensions can hold it (lesson 05).
+
+    Parameters
+    ----------
+    n : number of series
+    length : number of time steps per series (at least 2)
+    noise : standard deviation of the Gaussian noise added to every step
+    seed : the same seed gives the same series
+
+    >>> x = sines(4, 50, noise=0.0)
+    >>> tuple(x.shape), bool(x.abs().max() <= 1.5)
+    ((4, 50, 1), True)
+    """
+    n = check_positive_int(n, "n")
+    length = check_positive_int(length, "length", minimum=2)
+    noise = check_nonnegative(noise, "noise")
+    seed = check_positive_int(seed, "seed", minimum=0)
+    rng = np.random.default_rng(seed)
+    amplitude = rng.uniform(0.5, 1.5, size=(n, 1))
+    frequency = rng.uniform(1.0, 3.0, size=(n, 1))
+    phase = rng.uniform(0.0, 2 * math.pi, size=(n, 1))
+    t = np.arange(length)[None, :] / length  # (1, T): time in units of the whole window
+    x = amplitude * np.sin(2 * math.pi * frequency * t + phase) + noise * rng.standard_normal((n, length))
+    return torch.from_numpy(x.astype(np.float32)).unsqueeze(-1)  # (n, T, 1): one channel

@@ -1,0 +1,59 @@
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from vaelab.models import VAE  # noqa: E402
+from vaelab.plot import kl_bars, knobs_figure, latent_panel, rate_distortion_plane  # noqa: E402
+from vaelab.plot.knobs import image_grid  # noqa: E402
+
+
+def test_image_grid_places_each_image_and_pads_between():
+    images = torch.arange(3 * 4, dtype=torch.float32).reshape(3, 4)  # three 2×2 images
+    grid = image_grid(images, 2, pad=-1)
+    assert grid.shape == (5, 5)
+    np.testing.assert_array_equal(grid[:2, :2], [[0, 1], [2, 3]])
+    np.testing.assert_array_equal(grid[:2, 3:], [[4, 5], [6, 7]])
+    np.testing.assert_array_equal(grid[3:, :2], [[8, 9], [10, 11]])
+    assert (grid[2] == -1).all() and (grid[3:, 3:] == -1).all()
+    with pytest.raises(ValueError, match="square images"):
+        image_grid(torch.zeros(2, 5), 2)
+
+
+@pytest.mark.parametrize("latent_dim", [1, 2, 3])
+def test_knobs_figure_draws_three_panels_for_any_latent_size(latent_dim):
+    torch.manual_seed(0)
+    model = VAE.mlp(16, latent_dim, hidden=(8,))
+    fig = knobs_figure(model, torch.rand(30, 16), torch.arange(30) % 10, title="t")
+    assert len(fig.axes) == 3 and fig.axes[1].images and fig.axes[2].images
+    assert bool(fig.axes[0].collections) is True
+    plt.close(fig)
+
+
+def test_latent_panel_frames_far_codes_and_leaves_global_rng_alone():
+    torch.manual_seed(0)
+    model = VAE.mlp(4, 2, hidden=(4,))
+    with torch.no_grad():
+        model.encoder[-1].bias[:2] = 50.0  # codes far from the prior, as with β = 0
+    x = torch.rand(20, 4)
+    state = torch.get_rng_state()
+    fig, ax = plt.subplots()
+    latent_panel(model, x, ax=ax)
+    assert ax.get_xlim()[1] > 50
+    knobs_figure(model, x, fig=fig)
+    assert torch.equal(state, torch.get_rng_state())
+    plt.close(fig)
+
+
+def test_rate_distortion_plane_draws_the_best_elbo_line():
+    fig, ax = plt.subplots()
+    rate_distortion_plane([0.0, 2.0, 20.0], [27.0, 23.0, 22.0], ["10", "1", "0"], ax=ax)
+    dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert dashed and np.allclose(np.sum(dashed[0].get_xydata(), axis=1), 25.0)
+    with pytest.raises(ValueError, match="must be 1-D of one length"):
+        rate_distortion_plane([1.0, 2.0], [1.0], ax=ax)
+    kl_bars(torch.tensor([0.1, 1.0, 0.0]), ax=ax, threshold=0.1, label="x")
+    plt.close(fig)

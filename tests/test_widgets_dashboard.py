@@ -1,0 +1,161 @@
+"""The β / prior dashboard, driven by calling its controls the way a browser would (value changes)."""
+import pytest
+import torch
+
+from vaelab.models import VAE
+from vaelab.priors import MixturePrior, StandardNormal, VampPrior
+from vaelab.widgets import BETAS, BetaPriorDashboard, KnobsTrainer, beta_prior_dashboard
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # tiny models: a second thread only adds synchronisation (and stalls on a loaded machine)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def data():
+    g = torch.Generator().manual_seed(0)
+    X = (torch.rand(80, 16, generator=g) < torch.rand(1, 16, generator=g)).float()  # 4×4 binary "images"
+    y = torch.arange(80) % 10
+    return X, y
+
+
+class CountingTrainer(KnobsTrainer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls = []
+
+    def __call__(self, prior, beta):
+        self.calls.append((prior, beta))
+        return super().__call__(prior, beta)
+
+
+def tiny(X, **kwargs):
+    return CountingTrainer(X, hidden=(8,), epochs=1, batch_size=40, n_components=3, **kwargs)
+
+
+def test_controls_offer_beta_from_zero_on_a_log_scale_and_every_prior(data):
+    X, y = data
+    dash = BetaPriorDashboard(X, y, train=tiny(X), priors=("standard",), betas=(0, 1))
+    full = BetaPriorDashboard(X, y, train=tiny(X), pretrain=False)
+    labels = [label for label, _ in full.beta_slider.options]
+    assert labels[0] == "0" and float(labels[-1]) >= 10 and BETAS == (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
+    assert [v for _, v in full.prior_dropdown.options] == ["standard", "mixture", "vamp"]
+    assert not dash.beta_slider.continuous_update
+    assert bytes(dash.image.value).startswith(PNG) and "active units" in dash.text.value
+
+
+def test_grid_is_trained_once_and_a_change_only_draws(data):
+    X, y = data
+    trainer = tiny(X)
+    dash = BetaPriorDashboard(X, y, train=trainer, betas=(0, 1, 10), priors=("standard", "mixture"))
+    assert sorted(trainer.calls) == sorted((p, b) for p in ("standard", "mixture") for b in (0.0, 1.0, 10.0))
+    assert set(dash.models) == set(trainer.calls)
+    text, png = dash.text.value, dash.image.value
+    dash.beta_slider.value = 10.0
+    assert dash.text.value != text and dash.image.value != png and "β = 10" in dash.text.value
+    text, png = dash.text.value, dash.image.value
+    dash.prior_dropdown.value = "mixture"
+    assert dash.text.value != text and dash.image.value != png and "learned mixture" in dash.text.value
+    assert len(trainer.calls) == 6  # no training after construction
+
+
+def test_live_strategy_trains_on_every_change_and_lazy_strategy_once(data):
+    X, _ = data
+    live = tiny(X)
+    dash = BetaPriorDashboard(X, train=live, betas=(0, 1), priors=("standard",), pretrain=False, cache=False)
+    dash.beta_slider.value = 0.0
+    dash.beta_slider.value = 1.0
+    assert live.calls == [("standard", 1.0), ("standard", 0.0), ("standard", 1.0)] and dash.models == {}
+    lazy = tiny(X)
+    dash = BetaPriorDashboard(X, train=lazy, betas=(0, 1), priors=("standard",), pretrain=False)
+    dash.beta_slider.value = 0.0
+    dash.beta_slider.value = 1.0
+    assert lazy.calls == [("standard", 1.0), ("standard", 0.0)]
+
+
+def test_models_given_are_used_instead_of_training(data):
+    X, _ = data
+    trainer = tiny(X)
+    given = trainer("standard", 1.0)
+    trainer.calls.clear()
+    dash = BetaPriorDashboard(X, train=trainer, betas=(1,), priors=("standard",), models={("standard", 1): given})
+    assert trainer.calls == [] and dash.model("standard", 1.0) is given
+
+
+@pytest.mark.parametrize("prior", ["standard", "mixture", "vamp"])
+def test_survives_extreme_settings_for_every_prior(data, prior):
+    X, y = data
+    dash = BetaPriorDashboard(X, y, train=tiny(X), betas=(0.0, 1000.0), priors=(prior,), beta=0.0, prior=prior)
+    for beta in (1000.0, 0.0):
+        dash.beta_slider.value = beta
+        assert bytes(dash.image.value).startswith(PNG)
+        assert "rate" in dash.text.value and "Error" not in dash.text.value and "nan" not in dash.text.value
+
+
+def test_a_failed_training_is_reported_not_raised(data):
+    X, _ = data
+
+    def broken(prior, beta):
+        if beta > 1:
+            raise FloatingPointError("the loss is no longer finite")
+        return tiny(X)(prior, beta)
+
+    dash = BetaPriorDashboard(X, train=broken, betas=(1, 10), priors=("standard",), pretrain=False)
+    png = dash.image.value
+    dash.beta_slider.value = 10.0
+    assert "FloatingPointError: the loss is no longer finite" in dash.text.value and dash.image.value == png
+
+
+def test_trainer_builds_each_prior_reproducibly(data):
+    X, _ = data
+    trainer = KnobsTrainer(X, hidden=(8,), epochs=1, n_components=3)
+    kinds = {p: type(trainer.build(p).prior) for p in ("standard", "mixture", "vamp")}
+    assert kinds == {"standard": StandardNormal, "mixture": MixturePrior, "vamp": VampPrior}
+    a, b = trainer("vamp", 1.0), trainer("vamp", 1.0)
+    assert isinstance(a, VAE) and not a.training
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q)
+    assert a.prior.encoder is a.encoder  # the VampPrior follows the encoder being trained
+
+
+def test_convenience_builder(data):
+    X, y = data
+    dash = beta_prior_dashboard(X, X[:20], y[:20], epochs=1, hidden=(8,), betas=(1,), priors=("standard",))
+    assert isinstance(dash.train, KnobsTrainer) and bytes(dash.image.value).startswith(PNG)
+
+
+@pytest.mark.parametrize("kwargs, error, msg", [
+    ({"betas": (-1, 1)}, ValueError, r"`betas` must be a finite number >= 0, got -1"),
+    ({"betas": (1, float("inf"))}, ValueError, r"`betas` must be a finite number >= 0, got inf"),
+    ({"betas": ()}, ValueError, r"`betas` and `priors` must each offer at least one value"),
+    ({"priors": ("laplace",)}, ValueError, r"`priors` must be one of 'standard', 'mixture', 'vamp'; got 'laplace'"),
+    ({"beta": 2.0}, ValueError, r"`beta` must be one of the offered betas"),
+    ({"beta": -1.0}, ValueError, r"`beta` must be a finite number >= 0"),
+    ({"prior": "vamp", "priors": ("standard",)}, ValueError, r"`prior` must be one of 'standard'; got 'vamp'"),
+    ({"train": "fit"}, TypeError, r"`train` must be a callable train\(prior_name, beta\) -> VAE"),
+    ({"models": {("laplace", 1.0): None}}, ValueError, r"`models key` must be one of"),
+])
+def test_bad_input_is_a_clear_error(data, kwargs, error, msg):
+    X, _ = data
+    kwargs = {"train": tiny(X), "pretrain": False, **kwargs}
+    with pytest.raises(error, match=msg):
+        BetaPriorDashboard(X, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, msg", [
+    ({"epochs": 0}, r"`epochs` must be an integer >= 1, got 0"),
+    ({"n_components": 0}, r"`n_components` must be an integer >= 1, got 0"),
+    ({"latent_dim": 0}, r"`latent_dim` must be an integer >= 1, got 0"),
+])
+def test_trainer_bad_input(data, kwargs, msg):
+    with pytest.raises(ValueError, match=msg):
+        KnobsTrainer(data[0], **kwargs)
+    with pytest.raises(ValueError, match=r"`beta` must be a finite number >= 0, got -0.5"):
+        KnobsTrainer(data[0])("standard", -0.5)

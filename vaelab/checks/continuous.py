@@ -1,0 +1,106 @@
+"""Checkers for lesson 02 (continuous mixtures): the Monte Carlo log p(x) and the pPCA covariance."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._core import ExerciseError, check_close, passed
+from ..continuous import LinearDecoder, isotropic_log_prob, log_mean_exp
+from ..continuous import ppca_covariance as _ppca_covariance
+
+__all__ = ["mc_log_prob", "ppca_covariance"]
+
+_F64 = torch.float64
+
+
+def _call(fn, exercise: str, *args) -> torch.Tensor:
+    try:
+        out = fn(*args)
+    except NotImplementedError:
+        raise ExerciseError(f"{exercise}: the body is not written yet (it raises NotImplementedError).") from None
+    if out is None:
+        raise ExerciseError(f"{exercise}: the function returned None; did you forget `return`?")
+    return torch.as_tensor(out).detach()
+
+
+def _near(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-5) -> bool:
+    return a.shape == b.shape and bool(torch.isfinite(a).all()) and torch.allclose(a.to(b.dtype), b, rtol=1e-5, atol=atol)
+
+
+def _mc_case(far: bool):
+    g = torch.Generator().manual_seed(2 if far else 1)
+    decoder = LinearDecoder(torch.randn(3, 2, generator=g, dtype=_F64), torch.randn(3, generator=g, dtype=_F64))
+    decoder.requires_grad_(False)
+    x = torch.randn(5, 3, generator=g, dtype=_F64)
+    if far:
+        x = x + 60.0  # every log-likelihood near -5000: exp() of it is 0 in any floating type
+    z = torch.randn(40, 2, generator=g, dtype=_F64)
+    return x, z, decoder, 0.7
+
+
+def mc_log_prob(fn) -> None:
+    """Check ``fn(x, z, decoder, obs_scale)``: log (1/S) Σ_s N(x; decoder(z_s), σ²I) for each row of x.
+
+    x of shape (B, D), z of shape (S, L) drawn from the prior; returns shape (B,).
+    """
+    exercise = "mc_log_prob"
+    for far in (False, True):
+        x, z, decoder, obs_scale = _mc_case(far)
+        got = _call(fn, exercise, x.clone(), z.clone(), decoder, obs_scale)
+        log_lik = isotropic_log_prob(x, decoder(z), obs_scale)  # (B, S)
+        expected = log_mean_exp(log_lik, dim=1)
+        if got.shape != expected.shape:
+            raise ExerciseError(f"{exercise}: should return one number per row of x, shape {tuple(expected.shape)}, "
+                                f"got {tuple(got.shape)}. Reduce over the samples z (dim=1), not over x.")
+        if _near(got, expected):
+            continue
+        if far and not bool(torch.isfinite(got).all()):
+            raise ExerciseError(f"{exercise}: for x far from every f(z) the log-likelihoods are about "
+                                f"{float(log_lik.mean()):.0f}, exp() of that underflows to 0 and the log gives "
+                                f"{float(got[~torch.isfinite(got)][0])}. Never exponentiate: use "
+                                f"torch.logsumexp(log_lik, dim=1) - math.log(S) (log-sum-exp).")
+        S, D = z.shape[0], x.shape[1]
+        if _near(got, log_lik.mean(1)):
+            raise ExerciseError(f"{exercise}: you averaged the log-likelihoods (mean of the logs). The estimator "
+                                f"is the log of the mean of the likelihoods, log (1/S) Σ exp(log_lik); by Jensen the "
+                                f"mean of the logs is lower (here by {float((expected - got).mean()):.2f} nats).")
+        if _near(got, expected + math.log(S)):
+            raise ExerciseError(f"{exercise}: off by exactly log S = log {S}: you summed the likelihoods but forgot "
+                                f"to divide by the number of samples, the − log S of the mean.")
+        if _near(got, expected + 0.5 * D * math.log(2 * math.pi * obs_scale**2)):
+            raise ExerciseError(f"{exercise}: the Gaussian's normalising constant −(D/2) log(2πσ²) is missing "
+                                f"from log N(x; f(z), σ²I).")
+        if _near(got, log_mean_exp(isotropic_log_prob(x, decoder(z), math.sqrt(obs_scale)), dim=1)):
+            raise ExerciseError(f"{exercise}: obs_scale is the standard deviation σ; the variance is σ² "
+                                f"(you used σ as the variance).")
+        check_close(got, expected, exercise, "log p̂(x)", rtol=1e-5, atol=1e-5,
+                    hint="Compute log N(x_b; f(z_s), σ²I) for every pair (shape (B, S)), then log-mean-exp over s.")
+    passed(exercise)
+
+
+def ppca_covariance(fn) -> None:
+    """Check ``fn(W, obs_scale)``: the covariance of x = W z + b + σ ε, that is W Wᵀ + σ² I."""
+    exercise = "ppca_covariance"
+    g = torch.Generator().manual_seed(0)
+    cases = [(torch.randn(4, 2, generator=g, dtype=_F64), 0.5),   # D > L: the usual case
+             (torch.randn(3, 3, generator=g, dtype=_F64), 0.3)]   # square: W Wᵀ ≠ Wᵀ W still
+    for W, obs_scale in cases:
+        D, L = W.shape
+        got = _call(fn, exercise, W.clone(), obs_scale)
+        expected = _ppca_covariance(W, obs_scale)
+        if _near(got, expected, atol=1e-8):
+            continue
+        eye_L = torch.eye(L, dtype=_F64)
+        if (got.shape == (L, L) and L != D) or _near(got, W.T @ W + obs_scale**2 * eye_L) or _near(got, W.T @ W):
+            raise ExerciseError(f"{exercise}: you computed WᵀW (shape ({L}, {L})); x = W z + b + σε lives in "
+                                f"D = {D} dimensions and Cov[W z] = W Cov[z] Wᵀ = W Wᵀ, of shape ({D}, {D}).")
+        if _near(got, W @ W.T):
+            raise ExerciseError(f"{exercise}: the noise σ²I is missing: W Wᵀ alone has rank {L} < {D} when L < D "
+                                f"(a singular covariance, a density concentrated on a plane).")
+        if _near(got, W @ W.T + obs_scale * torch.eye(D, dtype=_F64)):
+            raise ExerciseError(f"{exercise}: you added σI; obs_scale is the standard deviation σ, so the noise "
+                                f"covariance is σ²I.")
+        check_close(got, expected, exercise, "the covariance", rtol=1e-6, atol=1e-8,
+                    hint="C = W @ W.T + obs_scale**2 * torch.eye(D).")
+    passed(exercise)

@@ -1,0 +1,186 @@
+"""Checkers for lesson 05's exercises: one-hot conditioning, nearest-code quantization, the
+straight-through estimator and the perplexity of code usage.
+
+Each runs the student's function on cases with known answers; a known mistake raises
+``ExerciseError`` naming it, a correct answer prints one confirmation line.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from ._core import ExerciseError, check_close, passed
+
+__all__ = ["code_perplexity", "nearest_code", "one_hot_condition", "straight_through"]
+
+
+def _call(fn: Callable, exercise: str, *args):
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        raise ExerciseError(f"{exercise}: the function still raises NotImplementedError; write its body.") from None
+    except Exception as err:  # the student's error, shown with the case that caused it
+        raise ExerciseError(f"{exercise}: calling it raised {type(err).__name__}: {err}") from err
+
+
+def _as_tensor(out, exercise: str, what: str) -> torch.Tensor:
+    if not isinstance(out, torch.Tensor):
+        try:
+            out = torch.as_tensor(out)
+        except Exception:
+            raise ExerciseError(f"{exercise}: should return {what} (a tensor), got {type(out).__name__}.") from None
+    return out
+
+
+# ---------------------------------------------------------------- CVAE: the condition
+
+
+def one_hot_condition(fn: Callable) -> None:
+    """Check ``fn(x, labels, n_classes) -> [x, one_hot(labels)]`` of shape (B, data_dim + n_classes)."""
+    exercise = "one_hot_condition"
+    x = torch.tensor([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [0.7, 0.8, 0.9], [1.0, 0.0, 0.5]])  # (4, 3)
+    labels = torch.tensor([2, 0, 1, 2])  # no example of classes 3 and 4
+    n_classes = 5
+    c = torch.nn.functional.one_hot(labels, n_classes).float()
+    expected = torch.cat([x, c], dim=1)  # (4, 8)
+    out = _as_tensor(_call(fn, exercise, x.clone(), labels.clone(), n_classes), exercise, "the encoder's input")
+    B, D = x.shape
+    if out.ndim == 2 and out.shape == (B, D + 1):
+        raise ExerciseError(f"{exercise}: the result has {D + 1} columns: the label was appended as one number. "
+                            "As a number, 7 would sit closer to 8 than to 1; append one_hot(labels, n_classes) instead.")
+    if out.ndim == 2 and out.shape == (B, D + int(labels.max()) + 1):
+        raise ExerciseError(f"{exercise}: the one-hot part has {int(labels.max()) + 1} columns, the largest label in this "
+                            f"batch plus one; it must have n_classes = {n_classes} columns whatever the batch holds "
+                            "(pass num_classes=n_classes to one_hot).")
+    if out.ndim == 2 and out.shape[1] == D and out.shape[0] > B:
+        raise ExerciseError(f"{exercise}: the result has shape {tuple(out.shape)}: x and c were stacked along the batch "
+                            "axis; concatenate along the features, dim=1.")
+    if out.shape != expected.shape:
+        raise ExerciseError(f"{exercise}: the result should have shape {tuple(expected.shape)} "
+                            f"(data_dim + n_classes columns), got {tuple(out.shape)}.")
+    if not out.is_floating_point():
+        raise ExerciseError(f"{exercise}: the result has dtype {out.dtype}; the networks need floats: "
+                            "convert the one-hot rows with .float() (or .to(x.dtype)).")
+    if torch.allclose(out.float(), torch.cat([c, x], dim=1)):
+        raise ExerciseError(f"{exercise}: the one-hot columns come first; put x first, then c, "
+                            "the order vaelab's CVAE uses.")
+    check_close(out.float(), expected, exercise, "[x, one_hot(labels)]",
+                hint="The first data_dim columns must be x unchanged, then a single 1 in column data_dim + label.")
+    passed(exercise)
+
+
+# ---------------------------------------------------------------- VQ-VAE: quantization
+
+
+def nearest_code(fn: Callable) -> None:
+    """Check ``fn(z_e, codebook) -> indices``: argmin_k ||z_e − e_k||², int tensor of shape (B,)."""
+    exercise = "nearest_code"
+    # codes of very different norms: "largest inner product" and "nearest" disagree here
+    codebook = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0], [10.0, 10.0]])  # (K=4, D=2)
+    z_e = torch.tensor([[0.4, 0.2], [2.6, 0.3], [0.1, 2.0], [4.0, 3.5], [9.0, 9.0], [-1.0, -2.0]])  # (B=6, D)
+    distances = torch.cdist(z_e, codebook).pow(2)  # (B, K), computed independently of the package
+    expected = distances.argmin(1)
+    out = _as_tensor(_call(fn, exercise, z_e.clone(), codebook.clone()), exercise, "the indices")
+    if out.shape == z_e.shape and out.is_floating_point():
+        raise ExerciseError(f"{exercise}: returned vectors of shape {tuple(out.shape)}; return the *indices* of the "
+                            "nearest codes, shape (B,) — codebook[indices] gives the vectors.")
+    if out.shape == (codebook.shape[0],):
+        raise ExerciseError(f"{exercise}: returned shape {tuple(out.shape)}, one number per code: the argmin ran over "
+                            "the batch axis; take it over the codes, the last axis of the (B, K) distances.")
+    if out.shape != expected.shape:
+        raise ExerciseError(f"{exercise}: should return one index per row of z_e, shape {tuple(expected.shape)}, "
+                            f"got {tuple(out.shape)}.")
+    if out.is_floating_point() or out.dtype == torch.bool:
+        raise ExerciseError(f"{exercise}: should return integer indices (int64, what argmin gives), got dtype {out.dtype}.")
+    out = out.long()
+    if torch.equal(out, distances.argmax(1)):
+        raise ExerciseError(f"{exercise}: picks the *farthest* code (argmax of the distance); use argmin.")
+    if torch.equal(out, (z_e @ codebook.T).argmax(1)):
+        raise ExerciseError(f"{exercise}: picks the largest inner product z·e_k, which ignores ||e_k||² and so favours "
+                            "long codes; minimise ||z − e_k||² = ||z||² − 2 z·e_k + ||e_k||².")
+    wrong = (out != expected).nonzero().flatten()
+    if len(wrong):
+        i = int(wrong[0])
+        raise ExerciseError(f"{exercise}: row {i}, z_e = {z_e[i].tolist()}, got code {int(out[i])}, but code "
+                            f"{int(expected[i])} = {codebook[expected[i]].tolist()} is nearer "
+                            f"(squared distances {distances[i].tolist()}).")
+    g = torch.Generator().manual_seed(0)
+    z_e, codebook = torch.randn(50, 3, generator=g), torch.randn(7, 3, generator=g)
+    out = _as_tensor(_call(fn, exercise, z_e, codebook), exercise, "the indices")
+    check_close(out, torch.cdist(z_e, codebook).argmin(1), exercise, "the indices on 50 random vectors and 7 codes")
+    passed(exercise)
+
+
+# ---------------------------------------------------------------- VQ-VAE: the straight-through estimator
+
+
+def straight_through(fn: Callable) -> None:
+    """Check ``fn(z_e, z_q)``: the value of z_q, and the gradient passed to z_e unchanged (none to the codebook)."""
+    exercise = "straight_through"
+    codebook = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], requires_grad=True)
+    z_e = torch.tensor([[0.2, -0.1], [0.9, 0.3], [-0.2, 0.8]], requires_grad=True)
+    z_q = codebook[torch.tensor([0, 1, 2])]  # what quantization gives: rows of the codebook, in its graph
+    out = _as_tensor(_call(fn, exercise, z_e, z_q), exercise, "the decoder's input")
+    if out.shape != z_e.shape:
+        raise ExerciseError(f"{exercise}: should return a tensor of the shape of z_e {tuple(z_e.shape)}, "
+                            f"got {tuple(out.shape)}.")
+    value = out.detach()
+    if torch.allclose(value, z_e.detach()) and not torch.allclose(value, z_q.detach()):
+        raise ExerciseError(f"{exercise}: the value is z_e: the decoder would see the unquantized vector. The value "
+                            "must be z_q; only the gradient should be z_e's: z_e + (z_q − z_e).detach().")
+    check_close(value, z_q.detach(), exercise, "the value (it must equal z_q)",
+                hint="Compute z_e + (z_q − z_e).detach(): its value is z_q.")
+    if not out.requires_grad:
+        raise ExerciseError(f"{exercise}: the result carries no gradient at all (everything was detached); the "
+                            "encoder would learn nothing. Detach only the difference: z_e + (z_q − z_e).detach().")
+    weights = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])  # d loss / d out
+    (out * weights).sum().backward()
+    to_codebook = codebook.grad is not None and codebook.grad.abs().sum() > 0
+    if z_e.grad is None:
+        raise ExerciseError(f"{exercise}: no gradient reaches z_e" + (
+            ": you returned z_q, which comes from an argmin, so the encoder learns nothing from the decoder (the "
+            "gradient goes to the codebook instead)." if to_codebook else ".") +
+            " Return z_e + (z_q − z_e).detach().")
+    if z_e.grad.abs().sum() == 0 and to_codebook:
+        raise ExerciseError(f"{exercise}: z_e + (z_q − z_e) without .detach(): the two z_e cancel in the gradient, so "
+                            "the encoder gets zero and the codebook gets the decoder's gradient. Detach the difference.")
+    check_close(z_e.grad, weights, exercise, "the gradient reaching z_e",
+                hint="The straight-through estimator passes d loss/d z_q to z_e unchanged (identity Jacobian).")
+    if to_codebook:
+        raise ExerciseError(f"{exercise}: the decoder's gradient leaks into the codebook; the codes learn from the "
+                            "codebook loss only. Detach (z_q − z_e) as a whole.")
+    passed(exercise)
+
+
+# ---------------------------------------------------------------- VQ-VAE: how many codes are used
+
+
+def code_perplexity(fn: Callable) -> None:
+    """Check ``fn(counts) -> exp(H(p))`` with p = counts / Σ counts and 0 · log 0 = 0."""
+    exercise = "code_perplexity"
+    cases = [([5, 5, 0, 0], 2.0), ([3, 3, 3, 3], 4.0), ([7, 0, 0], 1.0), ([1, 2, 3, 4, 0], None)]
+    for counts, expected in cases:
+        counts = torch.tensor(counts, dtype=torch.float32)
+        p = counts / counts.sum()
+        nonzero = p[p > 0]
+        entropy = float(-(nonzero * nonzero.log()).sum())
+        expected = math.exp(entropy) if expected is None else expected
+        out = _call(fn, exercise, counts.clone())
+        try:
+            got = float(out)
+        except (TypeError, ValueError, RuntimeError):
+            raise ExerciseError(f"{exercise}: should return one number, got {type(out).__name__}.") from None
+        if math.isnan(got):
+            raise ExerciseError(f"{exercise}: counts {counts.long().tolist()} give NaN: an unused code makes 0 · log 0. "
+                                "Count it as 0 (torch.special.xlogy(p, p), or keep only p > 0).")
+        if entropy > 0 and math.isclose(got, entropy, rel_tol=1e-4):
+            raise ExerciseError(f"{exercise}: returned the entropy H = {got:.4g} nats; the perplexity is exp(H) "
+                                f"= {expected:.4g}, the effective number of codes.")
+        raw = -float((counts[counts > 0] * counts[counts > 0].log()).sum())
+        if math.isclose(got, math.exp(raw), rel_tol=1e-4) or math.isclose(got, raw, rel_tol=1e-4):
+            raise ExerciseError(f"{exercise}: the counts were used as probabilities; divide them by their total first.")
+        if not math.isclose(got, expected, rel_tol=1e-4, abs_tol=1e-6):
+            raise ExerciseError(f"{exercise}: counts {counts.long().tolist()} should give {expected:.4g}, got {got:.4g}.")
+    passed(exercise)

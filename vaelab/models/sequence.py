@@ -1,0 +1,166 @@
+"""A VAE for sequences: a GRU reads a series into z, another GRU unrolls z back into a series.
+
+Only the networks change: q(z|x) = N(mu, diag σ²) from the encoder GRU's last hidden state, p(x|z) =
+Π_t N(x_t; f_t(z), σ²) from the decoder GRU, p(z) = N(0, I). The ELBO, its training and its bounds
+are the VAE's (lesson 03). The decoder is not autoregressive: it sees z (and not the previous x_t) at
+every step, so everything it draws must come through z — an autoregressive decoder can model the
+series without z and invites posterior collapse (lesson 04). Derived in lesson 05.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+from torch.distributions import Distribution, Independent
+
+from .._validation import as_tensor, check_choice, check_finite, check_positive_int
+from ..priors import Prior, StandardNormal
+from .vae import VAE
+
+__all__ = ["GRUDecoder", "GRUEncoder", "SequenceVAE"]
+
+
+class GRUEncoder(nn.Module):
+    """x of shape (B, length, n_channels) -> (B, 2·latent_dim): mean then log-variance of q(z|x).
+
+    A GRU reads the series step by step; its last hidden state summarises the whole series and a
+    linear layer turns it into the posterior's parameters.
+
+    >>> GRUEncoder(n_channels=1, latent_dim=2, hidden=8)(torch.zeros(3, 20, 1)).shape
+    torch.Size([3, 4])
+    """
+
+    def __init__(self, n_channels: int, latent_dim: int, hidden: int = 32):
+        super().__init__()
+        n_channels = check_positive_int(n_channels, "n_channels")
+        latent_dim = check_positive_int(latent_dim, "latent_dim")
+        hidden = check_positive_int(hidden, "hidden")
+        self.gru = nn.GRU(n_channels, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, 2 * latent_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, h = self.gru(x)  # h: (1, B, hidden), the state after the last step
+        return self.head(h[-1])  # (B, 2L)
+
+
+class GRUDecoder(nn.Module):
+    """z of shape (..., latent_dim) -> the mean series f(z) of shape (..., length, n_channels).
+
+    The GRU starts from h_0 = tanh(W z + b) and reads z again at every step (not the previous
+    values of x), so the whole series is a deterministic function of z.
+
+    >>> GRUDecoder(latent_dim=2, n_channels=1, length=20, hidden=8)(torch.zeros(3, 2)).shape
+    torch.Size([3, 20, 1])
+    """
+
+    def __init__(self, latent_dim: int, n_channels: int, length: int, hidden: int = 32):
+        super().__init__()
+        latent_dim = check_positive_int(latent_dim, "latent_dim")
+        n_channels = check_positive_int(n_channels, "n_channels")
+        self.length = check_positive_int(length, "length")
+        hidden = check_positive_int(hidden, "hidden")
+        self.init = nn.Linear(latent_dim, hidden)
+        self.gru = nn.GRU(latent_dim, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, n_channels)
+
+    def forward(self, z: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        length = self.length if length is None else check_positive_int(length, "length")
+        lead = z.shape[:-1]
+        z = z.reshape(-1, z.shape[-1])  # (N, L): IWAE passes (k, B, L)
+        h0 = torch.tanh(self.init(z)).unsqueeze(0)  # (1, N, hidden)
+        out, _ = self.gru(z.unsqueeze(1).expand(-1, length, -1), h0)  # (N, T, hidden)
+        return self.head(out).reshape(*lead, length, -1)  # (..., T, C)
+
+
+class SequenceVAE(VAE):
+    """A VAE over series of shape (length, n_channels): GRU encoder to z, GRU decoder from z.
+
+    ℒ(x) = E_q[Σ_t log N(x_t; f_t(z), σ²I)] − KL(q(z|x) || p(z)), one z per series.
+
+    Parameters
+    ----------
+    encoder : module mapping (B, length, n_channels) to (B, 2·latent_dim), e.g. :class:`GRUEncoder`
+    decoder : module mapping (B, latent_dim) to (B, length, n_channels), e.g. :class:`GRUDecoder`
+    length, n_channels : the shape of one series
+    latent_dim : size of z (read off the encoder's last nn.Linear when not given)
+    likelihood, obs_scale, prior : as for :class:`VAE`; the default likelihood is "gaussian"
+
+    Build the usual one with :meth:`SequenceVAE.gru`; train it with ``vaelab.fit(model, x, ...)``
+    on x of shape (n_series, length, n_channels).
+
+    >>> model = SequenceVAE.gru(length=20, latent_dim=2, hidden=8)
+    >>> x = torch.randn(4, 20, 1)
+    >>> model.elbo(x).shape, model.sample(3, mean=True).shape
+    (torch.Size([4]), torch.Size([3, 20, 1]))
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, *, length: int, n_channels: int = 1,
+                 latent_dim: int | None = None, likelihood: str = "gaussian", obs_scale: float | None = None,
+                 prior: Prior | None = None):
+        length = check_positive_int(length, "length", minimum=2)
+        n_channels = check_positive_int(n_channels, "n_channels")
+        # data_dim is the width of one step: it is what the decoder's last layer outputs
+        super().__init__(encoder, decoder, likelihood=likelihood, obs_scale=obs_scale, prior=prior,
+                         latent_dim=latent_dim, data_dim=n_channels)
+        self.length, self.n_channels = length, n_channels
+
+    @classmethod
+    def gru(cls, length: int, latent_dim: int, *, n_channels: int = 1, hidden: int = 32,
+            likelihood: str = "gaussian", obs_scale: float | None = None) -> "SequenceVAE":
+        """A SequenceVAE with a :class:`GRUEncoder` and a :class:`GRUDecoder` of ``hidden`` units.
+
+        >>> SequenceVAE.gru(length=50, latent_dim=3).latent_dim
+        3
+        """
+        check_choice(likelihood, "likelihood", ("bernoulli", "gaussian"))
+        model = cls(GRUEncoder(n_channels, latent_dim, hidden), GRUDecoder(latent_dim, n_channels, length, hidden),
+                    length=length, n_channels=n_channels, latent_dim=latent_dim, likelihood=likelihood,
+                    obs_scale=obs_scale)
+        model.config = {"builder": "gru", "length": length, "latent_dim": latent_dim, "n_channels": n_channels,
+                        "hidden": hidden, "likelihood": likelihood, "obs_scale": obs_scale}
+        return model
+
+    @classmethod
+    def mlp(cls, *args, **kwargs):
+        raise TypeError("SequenceVAE is built with SequenceVAE.gru(length, latent_dim, ...), not .mlp(...)")
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "SequenceVAE":
+        """Rebuild a model from its ``config`` (used by :func:`vaelab.train.load`)."""
+        return cls.gru(**{k: v for k, v in config.items() if k != "builder"})
+
+    def decode(self, z: torch.Tensor) -> Distribution:
+        """p(x|z) = Π_t p(x_t|z): event shape (length, n_channels), so ``log_prob`` sums over time too."""
+        # the VAE's per-step likelihood (event: the channels), with the time axis made part of the event
+        return Independent(super().decode(z), 1, validate_args=False)
+
+    def check_data(self, X: Any, name: str = "X") -> torch.Tensor:
+        """``X`` as a finite tensor of shape (n, length, n_channels) on the model's device and dtype."""
+        ref = next(self.parameters(), None)
+        device, dtype = (ref.device, ref.dtype) if ref is not None else (None, None)
+        X = as_tensor(X, name, dtype=dtype, device=device)
+        expected = f"(n_series, {self.length}, {self.n_channels})"
+        if X.ndim == 2 and X.shape[1] == self.length and self.n_channels == 1:
+            raise ValueError(f"`{name}` must be 3-D of shape {expected}, got shape {tuple(X.shape)}; "
+                             f"add the channel axis: {name}.unsqueeze(-1)")
+        if X.ndim != 3 or X.shape[1:] != (self.length, self.n_channels) or X.shape[0] < 1:
+            raise ValueError(f"`{name}` must be 3-D of shape {expected}, got shape {tuple(X.shape)}")
+        X = check_finite(X, name)
+        if self.likelihood == "bernoulli" and ((X < 0).any() or (X > 1).any()):
+            raise ValueError(f"`{name}` must hold values in [0, 1] for likelihood='bernoulli', got values from "
+                             f"{float(X.min()):.4g} to {float(X.max()):.4g}; use likelihood='gaussian'")
+        return X
+
+    @torch.no_grad()
+    def interpolate(self, x_start: torch.Tensor, x_end: torch.Tensor, steps: int = 5) -> torch.Tensor:
+        """Decode the straight line between the posterior means of two series: (steps, length, n_channels).
+
+        z_s = (1 − s) mu(x_start) + s mu(x_end), s = 0, 1/(steps−1), …, 1; returns the mean series f(z_s).
+        """
+        steps = check_positive_int(steps, "steps", minimum=2)
+        x = self.check_data(torch.stack([torch.as_tensor(x_start), torch.as_tensor(x_end)]), "x_start, x_end")
+        mu, _ = self.encode_params(x)  # (2, L)
+        s = torch.linspace(0, 1, steps, device=mu.device, dtype=mu.dtype)[:, None]  # (steps, 1)
+        return self.decode((1 - s) * mu[0] + s * mu[1]).mean

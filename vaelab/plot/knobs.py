@@ -1,0 +1,150 @@
+"""Figures for lesson 04 (β and the latent prior): the latent space over the prior's density, samples
+and reconstructions side by side, the rate–distortion plane, KL per latent dimension."""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+__all__ = ["kl_bars", "knobs_figure", "latent_panel", "rate_distortion_plane"]
+
+
+def image_grid(images: Any, n_cols: int, *, pad: float = 0.3) -> np.ndarray:
+    """Tile square images (rows of a (n, side²) array) into one 2-D array, ``n_cols`` per row.
+
+    >>> image_grid(np.zeros((5, 4)), 3).shape
+    (5, 8)
+    """
+    images = np.asarray(torch.as_tensor(images).detach().cpu(), dtype=float)
+    n, d = images.shape
+    side = math.isqrt(d)
+    if side * side != d:
+        raise ValueError(f"`images` must hold square images (side² numbers per row), got rows of {d} numbers")
+    n_rows = math.ceil(n / n_cols)
+    step = side + 1
+    grid = np.full((n_rows * step - 1, n_cols * step - 1), pad)
+    for i, img in enumerate(images):
+        r, c = divmod(i, n_cols)
+        grid[r * step:r * step + side, c * step:c * step + side] = img.reshape(side, side)
+    return grid
+
+
+def _limit(mu: np.ndarray) -> float:
+    # frame the codes, and at least the prior's bulk: a β = 0 code can drift far from N(0, I)
+    return float(max(3.0, 1.15 * np.quantile(np.abs(mu), 0.99))) if mu.size else 3.0
+
+
+@torch.no_grad()
+def latent_panel(model: Any, X: Any, y: Any = None, *, ax: Axes | None = None, resolution: int = 80,
+                 max_points: int = 600) -> Axes:
+    """The posterior means E_q[z|x] (first two latent coordinates) over contours of log p(z).
+
+    The contours are the prior's density (drawn when latent_dim is 2); the dots are where the encoder
+    puts each x, coloured by its label ``y``.
+    """
+    ax = ax or plt.gca()
+    x = model.check_data(X, "X")[:max_points]
+    mu = model.encode_params(x)[0].cpu().numpy()  # (n, L)
+    lim = _limit(mu[:, :2])
+    if model.latent_dim == 2:
+        t = torch.linspace(-lim, lim, resolution)
+        zz = torch.stack(torch.meshgrid(t, t, indexing="xy"), -1).reshape(-1, 2)  # (R*R, 2)
+        ref = next(model.parameters())
+        logp = model.prior.log_prob(zz.to(ref.device, ref.dtype)).reshape(resolution, resolution).cpu().numpy()
+        # contours of the density itself, from 1 % of its peak: what the sampler actually visits
+        p = np.exp(logp - logp.max())
+        ax.contourf(t.numpy(), t.numpy(), p, levels=[0.01, 0.1, 0.3, 0.6, 1.0], cmap="Greys", alpha=0.5)
+    color = {} if y is None else {"c": np.asarray(torch.as_tensor(y)[:max_points].cpu()), "cmap": "tab10",
+                                  "vmin": 0, "vmax": 9}
+    ax.scatter(mu[:, 0], mu[:, 1] if mu.shape[1] > 1 else np.zeros(len(mu)), s=7, alpha=0.8, linewidths=0, **color)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xlabel("$z_1$")
+    ax.set_ylabel("$z_2$")
+    ax.set_title("codes $E_q[z|x]$ over $p(z)$", fontsize=9)
+    return ax
+
+
+@torch.no_grad()
+def knobs_figure(model: Any, X: Any, y: Any = None, *, title: str = "", n_samples: int = 36, n_recon: int = 12,
+                 seed: int = 0, fig: Figure | None = None) -> Figure:
+    """Three panels for one trained VAE: latent codes over the prior, samples from the prior, reconstructions.
+
+    Samples show E[x|z] for z ~ p(z) (the component means, not noisy draws); reconstructions show
+    the first ``n_recon`` rows of ``X``, each above E[x | z = E_q[z|x]]. ``seed`` fixes the prior draws.
+    """
+    fig = fig or plt.figure(figsize=(10, 3.3))
+    fig.clear()
+    gs = fig.add_gridspec(1, 3, width_ratios=[1.0, 1.0, 1.0], wspace=0.2)
+    latent_panel(model, X, y, ax=fig.add_subplot(gs[0]))
+    x = model.check_data(X, "X")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        z = model.prior.sample(n_samples)
+    samples = model.decode(z).mean
+    ax = fig.add_subplot(gs[1])
+    ax.imshow(image_grid(samples, math.isqrt(n_samples) or 1), cmap="gray_r", vmin=0, vmax=1)
+    ax.set_title("decoded from $z \\sim p(z)$", fontsize=9)
+    ax.axis("off")
+    originals = x[:n_recon]
+    recon = model.decode(model.encode_params(originals)[0]).mean
+    # rows alternate: n_cols images, then their reconstructions
+    n_cols = max(1, math.ceil(n_recon / 2))
+    pairs = [t for i in range(0, n_recon, n_cols) for t in (originals[i:i + n_cols], recon[i:i + n_cols])]
+    ax = fig.add_subplot(gs[2])
+    ax.imshow(image_grid(torch.cat(pairs), n_cols), cmap="gray_r", vmin=0, vmax=1)
+    ax.set_title("data and reconstructions (rows 2, 4)", fontsize=9)
+    ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def rate_distortion_plane(rates: Sequence[float], distortions: Sequence[float], labels: Sequence[str] | None = None,
+                          *, ax: Axes | None = None, elbo_lines: bool = True, **scatter_kwargs) -> Axes:
+    """Models as points (rate R, distortion D) in nats, with lines R + D = −ELBO of slope −1.
+
+    Every point on one dashed line has the same ELBO; the lowest line touched is the best ELBO.
+    """
+    ax = ax or plt.gca()
+    rates, distortions = np.asarray(rates, float), np.asarray(distortions, float)
+    if rates.shape != distortions.shape or rates.ndim != 1:
+        raise ValueError(f"`rates` and `distortions` must be 1-D of one length, got shapes {rates.shape} "
+                         f"and {distortions.shape}")
+    ax.plot(rates, distortions, "-", color="0.7", zorder=1)
+    ax.scatter(rates, distortions, zorder=2, **{"s": 30, **scatter_kwargs})
+    for i, label in enumerate(labels or []):
+        ax.annotate(label, (rates[i], distortions[i]), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    if elbo_lines:
+        total = rates + distortions
+        r = np.linspace(0, rates.max() * 1.05 + 1e-9, 2)
+        for level, style in ((total.min(), "--"), (np.median(total), ":")):
+            ax.plot(r, level - r, style, color="C3", lw=1, zorder=0)
+        ax.annotate(f"R + D = {total.min():.1f} (best −ELBO)", (0, total.min()), textcoords="offset points",
+                    xytext=(4, -12), fontsize=8, color="C3")
+    ax.set_xlim(left=-0.02 * max(rates.max(), 1))
+    ax.set_ylim(bottom=min(distortions.min(), (rates + distortions).min() - rates.max()) - 1,
+                top=distortions.max() + 1)
+    ax.set_xlabel("rate R = E KL(q(z|x) ‖ p(z))  [nats]")
+    ax.set_ylabel("distortion D = −E log p(x|z)  [nats]")
+    return ax
+
+
+def kl_bars(kl_per_dim: Any, *, ax: Axes | None = None, threshold: float | None = None, label: str = "") -> Axes:
+    """KL per latent dimension as bars, sorted from largest; an optional horizontal line at ``threshold``."""
+    ax = ax or plt.gca()
+    kl = np.sort(np.asarray(torch.as_tensor(kl_per_dim).detach().cpu(), float))[::-1]
+    ax.bar(np.arange(len(kl)), kl, color="C0")
+    if threshold is not None:
+        ax.axhline(threshold, color="C3", lw=1, ls="--")
+    ax.set_xlabel("latent dimension (sorted)")
+    ax.set_ylabel("KL [nats]")
+    if label:
+        ax.set_title(label, fontsize=9)
+    return ax

@@ -1,0 +1,389 @@
+"""The one training loop: ``fit(model, X, epochs=...)`` for every model in vaelab, on any device.
+
+A model that ``fit`` can train provides
+
+* ``loss(batch, *, beta, free_bits) -> (loss, metrics)``: a 0-d loss to minimise and a dict of 0-d
+  batch-mean metrics (for a VAE: "loss", "elbo", "reconstruction", "kl"); models without a KL
+  accept and ignore ``beta``/``free_bits``;
+* optionally ``check_data(X, name) -> X``: checks the whole data set once (width, range, NaN) and
+  returns it on the model's device and dtype.
+
+``X`` is a tensor (or numpy array), a tuple of tensors such as ``(x, c)`` for conditional models
+(batches are then tuples), or a ``torch.utils.data.Dataset`` for data that does not fit in memory.
+In-memory data is moved to the device once and batches are indexed there: no DataLoader, no copies
+through the host on every step (lesson 03 and benchmarks/bench_train.py measure it).
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ._validation import as_tensor, check_nonnegative, check_positive, check_positive_int
+from .device import get_device, seed_everything
+from .objectives import kl_weight
+
+__all__ = ["History", "TrainingDiverged", "evaluate", "fit", "load", "save"]
+
+# on a GPU every .item() waits for the device; check the loss (and refresh the progress bar) only
+# every this many batches there, and after every batch on the CPU where it costs nothing
+_CUDA_SYNC_EVERY = 50
+_CHECKPOINT_FORMAT = "vaelab-checkpoint-1"
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss became NaN or infinite; ``history`` holds the finished epochs, the model their weights."""
+
+    def __init__(self, message: str, history: "History"):
+        super().__init__(message)
+        self.history = history
+
+
+@dataclass(repr=False)
+class History:
+    """What ``fit`` measured, one entry per finished epoch.
+
+    ``train`` and ``valid`` map a metric name ("elbo", "reconstruction", "kl", "loss", …) to its
+    per-epoch mean in nats per example; they read as attributes too: ``history.train_elbo``,
+    ``history.valid_kl``. ``valid`` is the plain ELBO (β = 1, no free bits) on ``X_valid``.
+
+    >>> h = History()
+    >>> h.append(1, 0.5, {"elbo": -30.0, "kl": 4.0}, {"elbo": -31.0, "kl": 4.1})
+    >>> h.train_elbo, h.valid_kl, len(h)
+    ([-30.0], [4.1], 1)
+    """
+
+    epoch: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    train: dict[str, list[float]] = field(default_factory=dict)
+    valid: dict[str, list[float]] = field(default_factory=dict)
+    interrupted: bool = False
+
+    def append(self, epoch: int, seconds: float, train: dict[str, float], valid: dict[str, float] | None = None) -> None:
+        """Record one finished epoch."""
+        self.epoch.append(int(epoch))
+        self.seconds.append(float(seconds))
+        for store, values in ((self.train, train), (self.valid, valid or {})):
+            for name, value in values.items():
+                store.setdefault(name, []).append(float(value))
+
+    def __getattr__(self, name: str) -> list[float]:
+        # only reached when normal lookup fails: train_<metric> / valid_<metric>
+        for prefix in ("train", "valid"):
+            store = self.__dict__.get(prefix)
+            if store is not None and name.startswith(prefix + "_") and name[len(prefix) + 1:] in store:
+                return store[name[len(prefix) + 1:]]
+        raise AttributeError(f"History has no attribute {name!r}")
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def as_dict(self) -> dict[str, list]:
+        """Columns: "epoch", "train_<metric>"…, "valid_<metric>"…, "seconds" (e.g. for pandas.DataFrame)."""
+        columns: dict[str, list] = {"epoch": list(self.epoch)}
+        columns.update({f"train_{k}": list(v) for k, v in self.train.items()})
+        columns.update({f"valid_{k}": list(v) for k, v in self.valid.items()})
+        columns["seconds"] = list(self.seconds)
+        return columns
+
+    def table(self, digits: int = 2, *, seconds: bool = False) -> str:
+        """The history as a plain-text table (``seconds=False`` leaves out the timings, which vary)."""
+        columns = self.as_dict()
+        if not seconds:
+            columns.pop("seconds")
+        names = list(columns)
+        rows = [[str(v) if n == "epoch" else f"{v:.{digits}f}" for n, v in zip(names, row)]
+                for row in zip(*columns.values())]
+        widths = [max(len(n), *(len(r[i]) for r in rows)) if rows else len(n) for i, n in enumerate(names)]
+        lines = ["  ".join(n.rjust(w) for n, w in zip(names, widths))]
+        lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        last = ", ".join(f"{p}_{k}={v[-1]:.2f}" for p, store in (("train", self.train), ("valid", self.valid))
+                         for k, v in store.items() if k == "elbo" and v)
+        note = ", interrupted" if self.interrupted else ""
+        return f"History({len(self)} epochs{', ' + last if last else ''}{note})"
+
+
+# ---------------------------------------------------------------- data
+
+
+def _is_dataset(X: Any) -> bool:
+    return isinstance(X, Dataset) and not isinstance(X, torch.Tensor)
+
+
+def _prepare(model: nn.Module, X: Any, name: str) -> Any:
+    """Check the whole in-memory data set once and put it on the model's device and dtype."""
+    if isinstance(X, tuple):  # (x, c) for a conditional model; a list is one array of rows
+        X = tuple(as_tensor(t, f"{name}[{i}]") for i, t in enumerate(X))
+        if len({int(t.shape[0]) if t.ndim else -1 for t in X}) != 1:
+            raise ValueError(f"`{name}` is a tuple of arrays, which must all have the same number of rows, "
+                             f"got shapes {[tuple(t.shape) for t in X]}")
+    if hasattr(model, "check_data"):
+        return model.check_data(X, name)
+    ref = next(model.parameters())
+    if isinstance(X, tuple):
+        return tuple(t.to(ref.device) for t in X)
+    return as_tensor(X, name, device=ref.device, dtype=ref.dtype)
+
+
+def _n_rows(X: Any) -> int:
+    return int(X[0].shape[0]) if isinstance(X, tuple) else int(X.shape[0])
+
+
+def _take(X: Any, idx: torch.Tensor) -> Any:
+    return tuple(t[idx] for t in X) if isinstance(X, tuple) else X[idx]
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, (tuple, list)) and len(batch) == 1:  # TensorDataset(x) yields 1-tuples
+        batch = batch[0]
+    if isinstance(batch, (tuple, list)):
+        return tuple(t.to(device, non_blocking=True) for t in batch)
+    return batch.to(device, non_blocking=True)
+
+
+class _Batches:
+    """Shuffled minibatches: indexed on the device for in-memory data, a DataLoader for a Dataset."""
+
+    def __init__(self, model: nn.Module, X: Any, name: str, batch_size: int, device: torch.device):
+        self.model, self.name, self.batch_size, self.device = model, name, batch_size, device
+        if _is_dataset(X):
+            self.loader = DataLoader(X, batch_size=batch_size, shuffle=True, pin_memory=device.type == "cuda")
+            self.X, self.n = None, len(X)
+        else:
+            self.loader, self.X = None, _prepare(model, X, name)
+            self.n = _n_rows(self.X)
+        self.n_batches = math.ceil(self.n / batch_size)
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.loader is not None:
+            for batch in self.loader:
+                batch = _to_device(batch, self.device)
+                yield self.model.check_data(batch, self.name) if hasattr(self.model, "check_data") else batch
+            return
+        perm = torch.randperm(self.n, device=self.device)
+        for start in range(0, self.n, self.batch_size):
+            yield _take(self.X, perm[start:start + self.batch_size])
+
+    def in_order(self, batch_size: int) -> Iterator[Any]:
+        """The data unshuffled, for evaluation."""
+        if self.loader is not None:
+            for batch in DataLoader(self.loader.dataset, batch_size=batch_size):
+                batch = _to_device(batch, self.device)
+                yield self.model.check_data(batch, self.name) if hasattr(self.model, "check_data") else batch
+            return
+        for start in range(0, self.n, batch_size):
+            yield _take(self.X, slice(start, start + batch_size))
+
+
+def _batch_len(batch: Any) -> int:
+    return int(batch[0].shape[0]) if isinstance(batch, tuple) else int(batch.shape[0])
+
+
+def _autocast(device: torch.device, amp: bool):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp)
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, batches: _Batches, batch_size: int, amp: bool) -> dict[str, float]:
+    was_training = model.training
+    model.eval()
+    total, names, n = None, None, 0
+    for batch in batches.in_order(batch_size):
+        with _autocast(batches.device, amp):
+            _, metrics = model.loss(batch, beta=1.0, free_bits=0.0)
+        names = names or list(metrics)
+        values = torch.stack([metrics[k].float() for k in names]) * _batch_len(batch)
+        total = values if total is None else total + values
+        n += _batch_len(batch)
+    model.train(was_training)
+    return dict(zip(names, (total / n).tolist()))
+
+
+def evaluate(model: nn.Module, X: Any, *, batch_size: int = 1024, device: str | torch.device | None = None
+             ) -> dict[str, float]:
+    """The model's metrics on ``X`` with β = 1 and no free bits, averaged over the examples.
+
+    For a VAE: {"loss", "elbo", "reconstruction", "kl"} in nats per example (one sample of z each).
+
+    >>> from vaelab.models import VAE
+    >>> sorted(evaluate(VAE.mlp(4, 2, hidden=(8,)), torch.rand(10, 4)))
+    ['elbo', 'kl', 'loss', 'reconstruction']
+    """
+    batch_size = check_positive_int(batch_size, "batch_size")
+    device = _model_device(model) if device is None else get_device(device)
+    model.to(device)
+    return _evaluate(model, _Batches(model, X, "X", batch_size, device), batch_size, amp=False)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    ref = next(model.parameters(), None)
+    return ref.device if ref is not None else torch.device("cpu")
+
+
+def _adam(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    try:
+        # one fused kernel for the whole update: 1.25x per epoch on CPU (PERFORMANCE.md), more on GPU
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError):  # a device or dtype without a fused Adam
+        return torch.optim.Adam(params, lr=lr)
+
+
+def _progress_bar(progress: bool, total: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not progress, unit="batch", dynamic_ncols=True, leave=True)
+
+
+def fit(model: nn.Module, X: Any, *, epochs: int, batch_size: int = 128, lr: float = 1e-3, beta: float = 1.0,
+        free_bits: float = 0.0, kl_warmup: float = 0, X_valid: Any = None,
+        device: str | torch.device | None = None, progress: bool = True, seed: int | None = None,
+        amp: bool | None = None) -> History:
+    """Train ``model`` with Adam on minibatches of ``X`` for ``epochs`` passes; return the ``History``.
+
+    Minimises mean_b[−log p(x_b|z_b)] + β·w(t)·Σ_j max(free_bits, mean_b KL_bj) where w(t) ramps from
+    0 to 1 over the first ``kl_warmup`` epochs (``objectives.kl_weight``) — the negative ELBO when
+    β = 1, free_bits = 0, kl_warmup = 0.
+
+    Parameters
+    ----------
+    model : a vaelab model (anything with ``loss(batch, *, beta, free_bits)``; see the module doc)
+    X : tensor or array of shape (n_samples, data_dim), a tuple of such tensors ``(x, c)``, or a Dataset
+    epochs, batch_size, lr : passes over X, examples per step, Adam's learning rate
+    beta, free_bits, kl_warmup : weight on the KL, per-dimension KL floor in nats, annealing epochs
+    X_valid : held-out data, evaluated (β = 1) after every epoch
+    device : where to train; default ``vaelab.get_device()``. The model stays there afterwards.
+    progress : show a tqdm bar with the running ELBO and KL (TQDM_DISABLE=1 hides it too)
+    seed : seeds every generator first, so a CPU run is reproducible
+    amp : bfloat16 autocast for the networks' matrix products; default on for CUDA, off elsewhere
+
+    Returns
+    -------
+    History with one entry per finished epoch. Ctrl-C (KeyboardInterrupt) stops after the current
+    step and returns the history so far (``interrupted=True``); a NaN or infinite loss raises
+    ``TrainingDiverged`` with the weights of the last finished epoch restored.
+
+    >>> from vaelab.models import VAE
+    >>> history = fit(VAE.mlp(4, 2, hidden=(8,)), torch.rand(64, 4), epochs=2, progress=False, seed=0)
+    >>> len(history), sorted(history.train)
+    (2, ['elbo', 'kl', 'loss', 'reconstruction'])
+    """
+    epochs = check_positive_int(epochs, "epochs")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    lr = check_positive(lr, "lr")
+    beta = check_nonnegative(beta, "beta")
+    free_bits = check_nonnegative(free_bits, "free_bits")
+    kl_warmup = check_nonnegative(kl_warmup, "kl_warmup")
+    if not isinstance(model, nn.Module) or not callable(getattr(model, "loss", None)):
+        raise TypeError(f"`model` must be a torch.nn.Module with a loss(batch, *, beta, free_bits) method "
+                        f"(e.g. vaelab.VAE), got {type(model).__name__}")
+    if seed is not None:
+        seed_everything(seed)
+    device = get_device(device)
+    amp = device.type == "cuda" and torch.cuda.is_bf16_supported() if amp is None else bool(amp)
+    model.to(device)
+    train = _Batches(model, X, "X", batch_size, device)
+    valid = None if X_valid is None else _Batches(model, X_valid, "X_valid", batch_size, device)
+    optimizer = _adam(model, lr, device)
+    sync_every = _CUDA_SYNC_EVERY if device.type == "cuda" else 1
+    history = History()
+    last_good = _snapshot(model)
+    bar = _progress_bar(progress, epochs * train.n_batches)
+    try:
+        for epoch in range(epochs):
+            model.train()
+            start, total, names, seen = time.perf_counter(), None, None, 0
+            for i, batch in enumerate(train):
+                weight = beta * kl_weight(epoch + i / train.n_batches, kl_warmup)
+                with _autocast(device, amp):
+                    loss, metrics = model.loss(batch, beta=weight, free_bits=free_bits)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                names = names or list(metrics)
+                size = _batch_len(batch)
+                values = torch.stack([metrics[k].detach().float() for k in names]) * size
+                total = values if total is None else total + values  # sums stay on the device: no sync
+                seen += size
+                bar.update(1)
+                if (i + 1) % sync_every == 0 or i + 1 == train.n_batches:
+                    running = dict(zip(names, (total / seen).tolist()))
+                    if not all(math.isfinite(v) for v in running.values()):
+                        model.load_state_dict(last_good)
+                        raise TrainingDiverged(_diverged_message(epoch, i, running, lr, history), history)
+                    bar.set_description(f"epoch {epoch + 1}/{epochs}", refresh=False)
+                    bar.set_postfix({k: f"{v:.2f}" for k, v in running.items() if k in ("elbo", "kl")}, refresh=False)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)  # honest timings: wait for the queued kernels
+            seconds = time.perf_counter() - start
+            scores = None if valid is None else _evaluate(model, valid, max(batch_size, 1024), amp)
+            history.append(epoch + 1, seconds, running, scores)
+            if scores is not None and "elbo" in scores:
+                bar.set_postfix({**{k: f"{v:.2f}" for k, v in running.items() if k in ("elbo", "kl")},
+                                 "valid_elbo": f"{scores['elbo']:.2f}"}, refresh=False)
+            last_good = _snapshot(model)
+    except KeyboardInterrupt:
+        history.interrupted = True
+        print(f"Interrupted during epoch {len(history) + 1}: the model keeps its current weights and the "
+              f"history its {len(history)} finished epoch(s).", file=sys.stderr)
+    finally:
+        bar.close()
+        model.eval()
+    return history
+
+
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _diverged_message(epoch: int, batch: int, running: dict[str, float], lr: float, history: History) -> str:
+    bad = ", ".join(f"{k}={v}" for k, v in running.items() if not math.isfinite(v))
+    kept = f"epoch {len(history)}" if len(history) else "before training"
+    return (f"Training diverged in epoch {epoch + 1} (by batch {batch + 1}): the loss is no longer finite ({bad}). "
+            f"The model keeps its weights from {kept}. Try a lower learning rate (lr={lr:g} now, e.g. lr={lr / 10:g}), "
+            "check the data for extreme values, or, for a Gaussian likelihood, a larger fixed obs_scale.")
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def save(model: nn.Module, path: Any) -> None:
+    """Save ``model``'s weights and the plain-data config that rebuilds it, to ``path``.
+
+    Loading uses ``torch.load(weights_only=True)``: no pickled code, only tensors and plain data.
+    """
+    torch.save({"format": _CHECKPOINT_FORMAT, "class": type(model).__name__,
+                "config": getattr(model, "config", None),
+                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, path)
+
+
+def load(path: Any, *, model: nn.Module | None = None, device: str | torch.device | None = None) -> nn.Module:
+    """Load a checkpoint written by :func:`save`; the model is rebuilt from its config, or pass ``model``.
+
+    A model built from your own encoder and decoder has no plain-data config: build the same model
+    again and pass it as ``model=``; its weights are replaced by the saved ones.
+    """
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != _CHECKPOINT_FORMAT:
+        raise ValueError(f"{path!s} is not a vaelab checkpoint (written by vaelab.train.save)")
+    if model is None:
+        from . import models
+
+        cls = getattr(models, checkpoint["class"], None)
+        if checkpoint["config"] is None or cls is None or not hasattr(cls, "from_config"):
+            raise ValueError(f"{path!s} holds a {checkpoint['class']} built from custom modules, which cannot be "
+                             "rebuilt from plain data: build the same model and pass it, load(path, model=model)")
+        model = cls.from_config(checkpoint["config"])
+    elif type(model).__name__ != checkpoint["class"]:
+        raise ValueError(f"{path!s} holds a {checkpoint['class']}, got a model of type {type(model).__name__}")
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.to(get_device(device)).eval()

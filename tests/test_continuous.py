@@ -432,3 +432,15 @@ def test_log_prob_is_an_evaluation_without_gradients():
     for method in ("quadrature", "mc", "exact"):
         assert not mix.log_prob(x, method).requires_grad
     assert mix.decode(torch.zeros(2, 1, dtype=F64)).requires_grad  # the decoder itself stays differentiable
+
+
+def test_blocks_of_rows_give_the_same_answer(monkeypatch):
+    mix = linear_mixture(latent_dim=2, obs_scale=1.5)
+    x, _ = mix.sample(7, seed=0)
+    whole = mix.log_prob(x, n=12), mix.log_prob_mc(x, 50, seed=0)
+    z, w = mix.components(16, "grid")
+    finite = mixture_log_prob(x, mix.decode(z).detach(), w, 1.5)
+    monkeypatch.setattr(continuous, "_CHUNK", 100)  # 100 numbers: one row of x per block
+    torch.testing.assert_close(mixture_log_prob(x, mix.decode(z).detach(), w, 1.5), finite, rtol=0, atol=1e-12)
+    torch.testing.assert_close(mix.log_prob(x, n=12), whole[0], rtol=0, atol=1e-12)
+    torch.testing.assert_close(mix.log_prob_mc(x, 50, seed=0), whole[1], rtol=0, atol=1e-12)

@@ -438,3 +438,35 @@ def test_same_results_on_a_gpu(covariance_type):
     kmeans_gpu = GaussianMixture(3, random_state=0, device="cuda").fit(X)
     np.testing.assert_allclose(np.sort(kmeans_gpu.means_[:, 0]), np.sort(GaussianMixture(3, random_state=0).fit(X).means_[:, 0]), rtol=1e-8)
     assert GaussianMixture(3, random_state=0, device="cuda", dtype=torch.float32).fit(X).sample(5)[0].shape == (5, 3)
+
+
+# ---------------------------------------------------------------- the EM path (for figures and widgets)
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_em_path_holds_every_iterate_of_fit(covariance_type):
+    path = gmm.em_path(X, 3, n_iter=6, covariance_type=covariance_type, init_params="random", random_state=1)
+    assert len(path) == 7 and path.covariance_type == covariance_type
+    for t in (0, 3, 6):
+        model = fit_quietly(GaussianMixture(3, covariance_type=covariance_type, init_params="random", random_state=1,
+                                            max_iter=t, tol=0.0), X)
+        np.testing.assert_allclose(path.means[t].numpy(), model.means_, rtol=1e-12)
+        np.testing.assert_allclose(path.covariances[t].numpy(), model.covariances_, rtol=1e-12)
+        weights, means, cov = path.parameters(t)
+        assert path.log_likelihood[t].item() == pytest.approx(float(gmm.log_likelihood(X, weights, means, cov).mean()), rel=1e-12)
+    np.testing.assert_allclose(path.log_likelihood[:6].numpy(), model.log_likelihood_history_, rtol=1e-12)
+    assert torch.all(path.log_likelihood.diff() >= -1e-12)
+
+
+def test_start_at_points():
+    init = gmm.start_at_points(X, 4, random_state=2)
+    assert init["means_init"].shape == (4, 3) and all(any(np.array_equal(m, x) for x in X) for m in init["means_init"])
+    np.testing.assert_allclose(np.linalg.inv(init["precisions_init"][0]), np.cov(X.T), rtol=1e-10)
+    np.testing.assert_allclose(init["weights_init"], 0.25)
+    assert gmm.start_at_points(X, 4, "diag")["precisions_init"].shape == (4, 3)
+    assert gmm.start_at_points(X, 4, "spherical")["precisions_init"].shape == (4,)
+    model = GaussianMixture(4, random_state=0, **init).fit(X)  # a start GaussianMixture accepts as it is
+    assert model.converged_
+    with pytest.raises(ValueError, match=r"`n_components` must be <= n_samples = 270, got 300"):
+        gmm.start_at_points(X, 300)
+    with pytest.raises(ValueError, match=r"`n_components` must be <= n_samples: got n_components=4 but x has 3 row"):
+        gmm.em_path(X[:3], 4)

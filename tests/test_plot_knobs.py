@@ -57,3 +57,26 @@ def test_rate_distortion_plane_draws_the_best_elbo_line():
         rate_distortion_plane([1.0, 2.0], [1.0], ax=ax)
     kl_bars(torch.tensor([0.1, 1.0, 0.0]), ax=ax, threshold=0.1, label="x")
     plt.close(fig)
+
+
+def test_redrawing_in_place_gives_the_same_picture_as_a_fresh_figure():
+    import io
+
+    from matplotlib.figure import Figure
+
+    from vaelab.plot import KnobsFigure
+
+    def png(fig):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=40)
+        return buffer.getvalue()
+
+    torch.manual_seed(0)
+    a, b = VAE.mlp(16, 2, hidden=(8,)), VAE.mlp(16, 2, hidden=(8,))
+    x, y = torch.rand(30, 16), torch.arange(30) % 10
+    view = KnobsFigure(Figure(figsize=(6, 2)))
+    view.draw(a, x, y, title="a")
+    first = png(view.fig)
+    view.draw(b, x, y, title="b")
+    assert png(view.fig) != first
+    assert png(view.fig) == png(KnobsFigure(Figure(figsize=(6, 2))).draw(b, x, y, title="b"))

@@ -23,7 +23,7 @@ def test_elbo_terms_match_torch_distributions_over_every_step():
     torch.manual_seed(1)
     terms = model.elbo_terms(x)
     torch.manual_seed(1)
-    _, h = model.encoder.gru(x)
+    _, h = model.encoder.gru(x.flip(1))  # the encoder reads from the last step to the first
     mu, logvar = model.encoder.head(h[-1]).chunk(2, -1)
     z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
     mean = model.decoder(z)  # (5, 12, 1)
@@ -50,13 +50,17 @@ def test_decoder_is_a_function_of_z_alone_unrolled_step_by_step():
     assert decoder(torch.randn(6, 4, 2)).shape == (6, 4, 7, 3)  # a leading sample axis (IWAE)
 
 
-def test_encoder_reads_the_whole_series():
+@pytest.mark.parametrize("reverse", [True, False])
+def test_encoder_reads_the_whole_series_in_the_order_asked(reverse):
     torch.manual_seed(0)
-    encoder = GRUEncoder(n_channels=1, latent_dim=2, hidden=6)
+    encoder = GRUEncoder(n_channels=1, latent_dim=2, hidden=6, reverse=reverse)
     x = torch.randn(3, 10, 1)
-    changed = x.clone()
-    changed[:, 0] += 1.0  # only the first step differs
-    assert encoder(x).shape == (3, 4) and not torch.allclose(encoder(x), encoder(changed))
+    for t in (0, 9):  # a change at either end reaches the summary
+        changed = x.clone()
+        changed[:, t] += 1.0
+        assert not torch.allclose(encoder(x), encoder(changed))
+    _, h = encoder.gru(x.flip(1) if reverse else x)
+    torch.testing.assert_close(encoder(x), encoder.head(h[-1]))
 
 
 def test_iwae_with_one_sample_and_sampling_shapes():

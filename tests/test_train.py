@@ -7,7 +7,7 @@ from torch.utils.data import TensorDataset
 
 from vaelab import data
 from vaelab.models import VAE
-from vaelab.train import History, TrainingDiverged, evaluate, fit, load, save
+from vaelab.train import History, TrainingDiverged, adam, evaluate, fit, load, save
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
@@ -275,3 +275,41 @@ def test_fit_on_cuda_keeps_data_on_the_device(digits):
     history = fit(model, X, epochs=2, X_valid=X_valid, device="cuda", progress=False, seed=0)
     assert next(model.parameters()).device.type == "cuda"
     assert history.valid_elbo[-1] > history.valid_elbo[0] - 1.0
+
+
+def test_fit_with_bf16_autocast_trains(digits):
+    X, X_valid = digits
+    history = fit(small_vae(), X[:256], epochs=3, batch_size=32, lr=3e-3, X_valid=X_valid[:64], amp=True,
+                  progress=False, seed=0)
+    assert all(math.isfinite(v) for v in history.valid_elbo) and history.train_loss[-1] < history.train_loss[0]
+
+
+def test_an_optimizer_passed_to_successive_calls_continues_training_exactly(digits):
+    X, _ = digits
+    once = small_vae()
+    fit(once, X[:200], epochs=2, batch_size=50, progress=False, seed=0)
+    twice = small_vae()
+    opt = adam(twice, lr=1e-3)
+    fit(twice, X[:200], epochs=1, batch_size=50, progress=False, seed=0, optimizer=opt)
+    fit(twice, X[:200], epochs=1, batch_size=50, progress=False, optimizer=opt)
+    for key, value in once.state_dict().items():
+        torch.testing.assert_close(twice.state_dict()[key], value, rtol=0, atol=0)
+    with pytest.raises(TypeError, match="`optimizer` must be a torch.optim.Optimizer, got str"):
+        fit(twice, X[:10], epochs=1, optimizer="adam")
+
+
+def test_progress_bar_shows_the_running_elbo_and_kl(monkeypatch, capsys, digits):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    X, X_valid = digits
+    fit(small_vae(), X[:64], epochs=2, batch_size=32, X_valid=X_valid[:32], progress=True, seed=0)
+    err = capsys.readouterr().err
+    assert "epoch 2/2" in err and "elbo=" in err and "kl=" in err and "valid_elbo=" in err
+
+
+def test_history_copies_and_pickles():
+    import copy
+    import pickle
+
+    h = History()
+    h.append(1, 0.1, {"elbo": -3.0})
+    assert copy.deepcopy(h).train_elbo == [-3.0] and pickle.loads(pickle.dumps(h)).as_dict() == h.as_dict()

@@ -60,6 +60,12 @@ def x():
 # ------------------------------------------------------------------ the linear-Gaussian truth
 
 
+def test_closed_form_agrees_with_lesson_02s_ppca_log_prob(x):
+    from vaelab import continuous
+
+    torch.testing.assert_close(ppca_log_prob(x), continuous.ppca_log_prob(x, W, B_, SIGMA))
+
+
 def test_exact_posterior_makes_the_elbo_equal_log_px(x):
     model = linear_vae()
     torch.testing.assert_close(model.elbo(x, mc_kl=True), ppca_log_prob(x), atol=1e-6, rtol=0)
@@ -281,3 +287,22 @@ def test_wrong_network_output_widths_are_caught_at_call_time():
     model = VAE(nn.Identity(), nn.Identity(), latent_dim=3, data_dim=4)
     with pytest.raises(ValueError, match=r"`encoder` must output 2·latent_dim = 6 numbers .* got shape \(3, 4\)"):
         model.elbo(torch.rand(3, 4))
+
+
+def test_free_bits_with_a_prior_without_per_dimension_kl_floors_the_total():
+    torch.manual_seed(0)
+    model = VAE.mlp(4, 3, hidden=(8,), prior=_ShiftedPrior(3))
+    x = torch.rand(16, 4)
+    torch.manual_seed(1)
+    loss, metrics = model.loss(x, free_bits=100.0)  # far above the KL: the floor is all that is left
+    torch.testing.assert_close(loss, -metrics["reconstruction"] + 3 * 100.0)
+
+
+def test_bf16_autocast_keeps_the_objective_in_the_data_precision():
+    model = VAE.mlp(6, 2, hidden=(8,))
+    x = torch.rand(5, 6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert model.encoder(x).dtype == torch.bfloat16  # the network runs in bf16 ...
+        mu, logvar = model.encode_params(x)
+        terms = model.elbo_terms(x)
+    assert mu.dtype == logvar.dtype == terms.reconstruction.dtype == terms.kl.dtype == torch.float32  # ... the ELBO does not

@@ -64,6 +64,10 @@ def test_grid_is_trained_once_and_a_change_only_draws(data):
     dash.prior_dropdown.value = "mixture"
     assert dash.text.value != text and dash.image.value != png and "learned mixture" in dash.text.value
     assert len(trainer.calls) == 6  # no training after construction
+    shown = dash.text.value, bytes(dash.image.value)
+    dash.prior_dropdown.value = "standard"
+    dash.prior_dropdown.value = "mixture"  # a second visit shows the same picture (drawn once, kept)
+    assert (dash.text.value, bytes(dash.image.value)) == shown
 
 
 def test_live_strategy_trains_on_every_change_and_lazy_strategy_once(data):

@@ -1,6 +1,6 @@
 """A finite mixture of Bernoullis fit by EM, in torch: the finite mixture for binary images.
 
-Derived in lesson 06, §2: the same EM as lesson 01's Gaussian mixture, with each component a product
+Derived in lesson 06, §6: the same EM as lesson 01's Gaussian mixture, with each component a product
 of independent Bernoullis, so ``log p(x)`` is a probability mass (nats) that can be compared with a
 VAE whose likelihood is Bernoulli.
 

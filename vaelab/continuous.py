@@ -51,7 +51,7 @@ _CHUNK = 2**22  # elements of one (batch, nodes, data_dim) block: bounds memory,
 
 def gauss_hermite(n: int, latent_dim: int = 1, *, dtype: torch.dtype = torch.float64,
                   device: torch.device | str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gauss–Hermite nodes and weights for expectations under N(0, I) in ``latent_dim`` ≤ 2 dimensions.
+    """Gauss–Hermite nodes and weights for expectations under N(0, I) in ``latent_dim`` ≤ 2 dimensions (lesson 02, §3.1).
 
     E[g(z)] ≈ Σ_j w_j g(z_j), exact when g is a polynomial of degree ≤ 2n − 1 in each coordinate.
     In 2-D the rule is the tensor product of the 1-D rule (n² nodes).
@@ -77,9 +77,10 @@ def gauss_hermite(n: int, latent_dim: int = 1, *, dtype: torch.dtype = torch.flo
         # numpy's recurrence overflows past n ≈ 360; Golub–Welsch does not: the nodes are the
         # eigenvalues of the Jacobi matrix of the recurrence, the weights the squared first
         # components of its eigenvectors
-        off = np.sqrt(np.arange(1.0, n))
-        z, vectors = np.linalg.eigh(np.diag(off, 1) + np.diag(off, -1))
-        w = vectors[0] ** 2
+        off = torch.arange(1, n, dtype=torch.float64).sqrt()
+        # torch's eigh, not numpy's: it follows torch.set_num_threads (numpy's BLAS threads may oversubscribe)
+        z, vectors = torch.linalg.eigh(torch.diag(off, 1) + torch.diag(off, -1))
+        z, w = z.numpy(), (vectors[0] ** 2).numpy()
     w = w / w.sum()
     if latent_dim == 2:
         z = np.stack(np.meshgrid(z, z, indexing="ij"), -1).reshape(-1, 2)
@@ -90,7 +91,7 @@ def gauss_hermite(n: int, latent_dim: int = 1, *, dtype: torch.dtype = torch.flo
 
 
 def mc_estimate(log_w: torch.Tensor, dim: int = -1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Monte Carlo estimate of log E[w] from log-weights, and its standard error.
+    """Monte Carlo estimate of log E[w] from log-weights, and its standard error (lesson 02, §3.2).
 
     log p̂ = log((1/n) Σ_i w_i); its standard error by the delta method is the relative standard
     error of the mean, std(w) / (√n · mean(w)). One sample (n = 1) gives an infinite standard error.
@@ -147,11 +148,15 @@ def mixture_log_prob(x: torch.Tensor, means: torch.Tensor, weights: torch.Tensor
     -0.918939
     """
     # log 0 = -inf for components of zero weight: logsumexp ignores them
-    return torch.logsumexp(isotropic_log_prob(x, means, obs_scale) + weights.log(), dim=-1)
+    log_w = weights.log()
+    # a block of rows at a time: 10⁴ grid points × 10³ components would otherwise hold 80 MB per temporary
+    rows = max(1, _CHUNK // max(1, means.numel()))
+    return torch.cat([torch.logsumexp(isotropic_log_prob(x[i:i + rows], means, obs_scale) + log_w, dim=-1)
+                      for i in range(0, x.shape[0], rows)])
 
 
 def ppca_covariance(W: torch.Tensor, obs_scale: float) -> torch.Tensor:
-    """Marginal covariance of probabilistic PCA, C = W Wᵀ + σ² I, of shape (data_dim, data_dim).
+    """Marginal covariance of probabilistic PCA, C = W Wᵀ + σ² I, of shape (data_dim, data_dim) (lesson 02, §3.3).
 
     W of shape (data_dim, latent_dim): x = W z + b + σ ε with z ~ N(0, I), ε ~ N(0, I).
 
@@ -443,6 +448,20 @@ class ContinuousMixture(nn.Module):
         dtype = torch.promote_types(x.dtype, means.dtype)
         return isotropic_log_prob(x.to(dtype), means.to(dtype), self.obs_scale)
 
+    def _reduce(self, x: torch.Tensor, z: torch.Tensor, reduce: Callable) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """``reduce(log p(x_b | z_s))`` over the nodes, a block of rows of x at a time.
+
+        The full (n_samples, n_nodes) matrix is never held: 200 points × 10⁵ samples would be 160 MB.
+        """
+        means = self.decoder(z)  # (S, D), once for every block
+        dtype = torch.promote_types(x.dtype, means.dtype)
+        x, means = x.to(dtype), means.to(dtype)
+        rows = max(1, _CHUNK // max(1, means.numel()))
+        parts = [reduce(isotropic_log_prob(x[i:i + rows], means, self.obs_scale)) for i in range(0, x.shape[0], rows)]
+        if isinstance(parts[0], tuple):
+            return tuple(torch.cat(p) for p in zip(*parts))
+        return torch.cat(parts)
+
     # -- components: where the finite approximations put their Gaussians ---------------------------
     def components(self, n_components: int, nodes: str = "quadrature") -> tuple[torch.Tensor, torch.Tensor]:
         """Latent points z_k and weights π_k of a K-component approximation of the prior.
@@ -555,7 +574,8 @@ class ContinuousMixture(nn.Module):
         self._require_normal("method='quadrature'")
         x = self._x(x)
         z, w = self.components(n**self.latent_dim, "quadrature")
-        return torch.logsumexp(self._log_lik(x, z) + w.log().to(x.dtype), dim=-1)
+        log_w = w.log()  # -inf for weights that underflow: logsumexp ignores them
+        return self._reduce(x, z, lambda log_lik: torch.logsumexp(log_lik + log_w.to(log_lik.dtype), dim=-1))
 
     @torch.no_grad()
     def log_prob_mc(self, x, n: int = 1000, *, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -573,7 +593,7 @@ class ContinuousMixture(nn.Module):
         x = self._x(x)
         with _seeded(seed, self._ref.device):
             z = self.prior.sample((n,))  # (n, L): one set of components shared by every x
-        return mc_estimate(self._log_lik(x, z))
+        return self._reduce(x, z, mc_estimate)
 
     def _exact(self, x) -> torch.Tensor:
         linear = _linear_params(self.decoder)
@@ -612,7 +632,7 @@ class ContinuousMixture(nn.Module):
 
 def fit_mc(mixture: ContinuousMixture, X, *, n_samples: int = 256, epochs: int = 500, lr: float = 1e-2,
            batch_size: int | None = None, seed: int | None = 0) -> list[float]:
-    """Fit the decoder by gradient ascent on the Monte Carlo estimate of the log-likelihood.
+    """Fit the decoder by gradient ascent on the Monte Carlo estimate of the log-likelihood (lesson 02, §5).
 
     Each step draws ``n_samples`` fresh z ~ p(z), shared by the whole batch, and maximises
     (1/B) Σ_b log (1/S) Σ_s N(x_b; f(z_s), σ²I) with Adam. Works for a 1-D latent; as latent_dim

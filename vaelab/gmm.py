@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ from ._validation import (as_tensor, check_2d, check_choice, check_finite, check
                           check_positive_int, check_probabilities)
 from .device import get_device
 
-__all__ = ["GaussianMixture", "ConvergenceWarning", "NotFittedError",
+__all__ = ["GaussianMixture", "ConvergenceWarning", "NotFittedError", "EMPath", "em_path", "start_at_points",
            "e_step", "m_step", "log_likelihood", "COVARIANCE_TYPES", "INIT_PARAMS"]
 
 COVARIANCE_TYPES = ("full", "diag", "spherical")
@@ -710,3 +711,91 @@ def _check_positive_definite(t: torch.Tensor, covariance_type: str, name: str) -
     elif bool((t <= 0).any()):
         raise ValueError(f"`{name}` must be positive for covariance_type={covariance_type!r}, "
                          f"got a minimum of {float(t.min()):.4g}")
+
+
+# ---------------------------------------------------------------------------- the whole path, for pictures
+
+@dataclass
+class EMPath:
+    """The parameters after each EM iteration: index t holds θ_t (t = 0 is the initialisation).
+
+    weights (T+1, K), means (T+1, K, D), covariances (T+1, K, D, D) / (T+1, K, D) / (T+1, K),
+    log_likelihood (T+1,): the mean log p(x_n | θ_t) per sample, which EM never lowers.
+    """
+    weights: torch.Tensor
+    means: torch.Tensor
+    covariances: torch.Tensor
+    log_likelihood: torch.Tensor
+    covariance_type: str
+
+    def __len__(self) -> int:
+        return self.weights.shape[0]
+
+    def parameters(self, t: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(weights, means, covariances) after ``t`` iterations."""
+        return self.weights[t], self.means[t], self.covariances[t]
+
+
+@torch.no_grad()
+def em_path(x: Any, n_components: int, *, n_iter: int = 50, covariance_type: str = "full", reg_covar: float = 1e-6,
+            init_params: str = "kmeans++", random_state: Any = 0, **init: Any) -> EMPath:
+    """Run ``n_iter`` EM iterations from ``GaussianMixture``'s initialisation and keep every iterate.
+
+    θ_t equals the parameters of ``GaussianMixture(..., max_iter=t, tol=0).fit(x)``; made for
+    stepping through EM in a figure or a widget. ``init`` takes ``weights_init``, ``means_init``,
+    ``precisions_init``.
+
+    >>> x = torch.tensor([[0.0], [0.5], [1.0], [4.0], [5.0], [5.5]], dtype=torch.float64)
+    >>> path = em_path(x, 2, n_iter=4, init_params="random", random_state=3)
+    >>> len(path), path.log_likelihood.numpy().round(3).tolist()
+    (5, [-2.217, -2.211, -2.199, -2.157, -1.988])
+    """
+    model = GaussianMixture(n_components, covariance_type=covariance_type, reg_covar=reg_covar, max_iter=n_iter,
+                            init_params=init_params, random_state=random_state, **init)
+    model._check_hyperparameters()
+    dtype = x.dtype if isinstance(x, torch.Tensor) and x.dtype == torch.float32 else torch.float64
+    model.dtype = dtype
+    X = check_2d(x, "x", dtype=dtype)
+    if n_components > X.shape[0]:
+        raise ValueError(f"`n_components` must be <= n_samples: got n_components={n_components} "
+                         f"but x has {X.shape[0]} row(s); use fewer components or more data")
+    inits = model._check_initial_parameters(X.shape[1], X.device)
+    weights, means, covariances, precisions_chol = model._initialize(X, _check_random_state(random_state), inits)
+    path = [(weights, means, covariances)]
+    log_likelihoods = []
+    for _ in range(n_iter + 1):
+        log_prob_norm, log_resp = _estimate_log_prob_resp(X, weights, means, precisions_chol, covariance_type)
+        log_likelihoods.append(log_prob_norm.mean())
+        if len(path) == n_iter + 1:
+            break
+        nk, means, covariances = _estimate_gaussian_parameters(X, log_resp.exp(), reg_covar, covariance_type)
+        weights = nk / nk.sum()
+        precisions_chol = _compute_precision_cholesky(covariances, covariance_type)
+        path.append((weights, means, covariances))
+    return EMPath(*(torch.stack(t) for t in zip(*path)), torch.stack(log_likelihoods), covariance_type)
+
+
+def start_at_points(x: Any, n_components: int, covariance_type: str = "full",
+                    random_state: int = 0) -> dict[str, np.ndarray]:
+    """A textbook start for watching EM: means at K distinct random rows of x, every covariance the
+    covariance of the whole data set, equal weights; as ``GaussianMixture``'s ``*_init`` keyword arguments.
+
+    >>> init = start_at_points(np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]]), 2)
+    >>> sorted(init), init["means_init"].shape, init["precisions_init"].shape
+    (['means_init', 'precisions_init', 'weights_init'], (2, 2), (2, 2, 2))
+    """
+    x = check_2d(x, "x", dtype=torch.float64).cpu().numpy()
+    n_components = check_positive_int(n_components, "n_components")
+    if n_components > len(x):
+        raise ValueError(f"`n_components` must be <= n_samples = {len(x)}, got {n_components}")
+    check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
+    idx = np.random.RandomState(random_state).choice(len(x), size=n_components, replace=False)
+    cov = np.atleast_2d(np.cov(x.T))  # (D, D)
+    if covariance_type == "full":
+        precisions = np.repeat(np.linalg.inv(cov)[None], n_components, axis=0)
+    elif covariance_type == "diag":
+        precisions = np.repeat((1.0 / np.diag(cov))[None], n_components, axis=0)
+    else:
+        precisions = np.full(n_components, 1.0 / np.diag(cov).mean())
+    return {"weights_init": np.full(n_components, 1.0 / n_components), "means_init": x[idx],
+            "precisions_init": precisions}

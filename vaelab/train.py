@@ -29,7 +29,7 @@ from ._validation import as_tensor, check_nonnegative, check_positive, check_pos
 from .device import get_device, seed_everything
 from .objectives import kl_weight
 
-__all__ = ["History", "TrainingDiverged", "evaluate", "fit", "load", "save"]
+__all__ = ["History", "TrainingDiverged", "adam", "evaluate", "fit", "load", "save"]
 
 # on a GPU every .item() waits for the device; check the loss (and refresh the progress bar) only
 # every this many batches there, and after every batch on the CPU where it costs nothing
@@ -163,11 +163,15 @@ class _Batches:
             self.n = _n_rows(self.X)
         self.n_batches = math.ceil(self.n / batch_size)
 
+    def _from(self, loader: DataLoader) -> Iterator[Any]:
+        # a Dataset is checked batch by batch, as it arrives
+        for batch in loader:
+            batch = _to_device(batch, self.device)
+            yield self.model.check_data(batch, self.name) if hasattr(self.model, "check_data") else batch
+
     def __iter__(self) -> Iterator[Any]:
         if self.loader is not None:
-            for batch in self.loader:
-                batch = _to_device(batch, self.device)
-                yield self.model.check_data(batch, self.name) if hasattr(self.model, "check_data") else batch
+            yield from self._from(self.loader)
             return
         perm = torch.randperm(self.n, device=self.device)
         for start in range(0, self.n, self.batch_size):
@@ -176,12 +180,27 @@ class _Batches:
     def in_order(self, batch_size: int) -> Iterator[Any]:
         """The data unshuffled, for evaluation."""
         if self.loader is not None:
-            for batch in DataLoader(self.loader.dataset, batch_size=batch_size):
-                batch = _to_device(batch, self.device)
-                yield self.model.check_data(batch, self.name) if hasattr(self.model, "check_data") else batch
+            yield from self._from(DataLoader(self.loader.dataset, batch_size=batch_size))
             return
         for start in range(0, self.n, batch_size):
             yield _take(self.X, slice(start, start + batch_size))
+
+
+class _Running:
+    """Example-weighted sums of a model's batch-mean metrics; they stay on the device until read."""
+
+    def __init__(self):
+        self.names, self.total, self.n = None, None, 0
+
+    def add(self, metrics: dict[str, torch.Tensor], batch: Any) -> None:
+        size = _batch_len(batch)
+        self.names = self.names or list(metrics)
+        values = torch.stack([metrics[k].detach().float() for k in self.names]) * size
+        self.total = values if self.total is None else self.total + values
+        self.n += size
+
+    def mean(self) -> dict[str, float]:
+        return dict(zip(self.names, (self.total / self.n).tolist()))
 
 
 def _batch_len(batch: Any) -> int:
@@ -196,16 +215,13 @@ def _autocast(device: torch.device, amp: bool):
 def _evaluate(model: nn.Module, batches: _Batches, batch_size: int, amp: bool) -> dict[str, float]:
     was_training = model.training
     model.eval()
-    total, names, n = None, None, 0
+    running = _Running()
     for batch in batches.in_order(batch_size):
         with _autocast(batches.device, amp):
             _, metrics = model.loss(batch, beta=1.0, free_bits=0.0)
-        names = names or list(metrics)
-        values = torch.stack([metrics[k].float() for k in names]) * _batch_len(batch)
-        total = values if total is None else total + values
-        n += _batch_len(batch)
+        running.add(metrics, batch)
     model.train(was_training)
-    return dict(zip(names, (total / n).tolist()))
+    return running.mean()
 
 
 def evaluate(model: nn.Module, X: Any, *, batch_size: int = 1024, device: str | torch.device | None = None
@@ -229,7 +245,17 @@ def _model_device(model: nn.Module) -> torch.device:
     return ref.device if ref is not None else torch.device("cpu")
 
 
-def _adam(model: nn.Module, lr: float, device: torch.device) -> torch.optim.Optimizer:
+def adam(model: nn.Module, lr: float = 1e-3) -> torch.optim.Optimizer:
+    """The optimizer ``fit`` uses: Adam over the trainable parameters, fused where the device supports it.
+
+    Create one yourself and pass it to successive ``fit(..., optimizer=opt)`` calls to carry Adam's
+    moment estimates from one call to the next. Build it after moving the model to its device.
+
+    >>> from vaelab.models import VAE
+    >>> type(adam(VAE.mlp(4, 2, hidden=(8,)))).__name__
+    'Adam'
+    """
+    lr = check_positive(lr, "lr")
     params = [p for p in model.parameters() if p.requires_grad]
     try:
         # one fused kernel for the whole update: 1.25x per epoch on CPU (PERFORMANCE.md), more on GPU
@@ -247,7 +273,7 @@ def _progress_bar(progress: bool, total: int):
 def fit(model: nn.Module, X: Any, *, epochs: int, batch_size: int = 128, lr: float = 1e-3, beta: float = 1.0,
         free_bits: float = 0.0, kl_warmup: float = 0, X_valid: Any = None,
         device: str | torch.device | None = None, progress: bool = True, seed: int | None = None,
-        amp: bool | None = None) -> History:
+        amp: bool | None = None, optimizer: torch.optim.Optimizer | None = None) -> History:
     """Train ``model`` with Adam on minibatches of ``X`` for ``epochs`` passes; return the ``History``.
 
     Minimises mean_b[−log p(x_b|z_b)] + β·w(t)·Σ_j max(free_bits, mean_b KL_bj) where w(t) ramps from
@@ -265,11 +291,13 @@ def fit(model: nn.Module, X: Any, *, epochs: int, batch_size: int = 128, lr: flo
     progress : show a tqdm bar with the running ELBO and KL (TQDM_DISABLE=1 hides it too)
     seed : seeds every generator first, so a CPU run is reproducible
     amp : bfloat16 autocast for the networks' matrix products; default on for CUDA, off elsewhere
+    optimizer : continue with this optimizer (e.g. from :func:`adam`), keeping its state; ``lr`` is then
+        the optimizer's own. Default: a new ``adam(model, lr)`` on every call.
 
     Returns
     -------
-    History with one entry per finished epoch. Ctrl-C (KeyboardInterrupt) stops after the current
-    step and returns the history so far (``interrupted=True``); a NaN or infinite loss raises
+    History with one entry per finished epoch. Ctrl-C (KeyboardInterrupt) stops training where it is
+    and returns the history so far (``interrupted=True``); a NaN or infinite loss raises
     ``TrainingDiverged`` with the weights of the last finished epoch restored.
 
     >>> from vaelab.models import VAE
@@ -293,7 +321,11 @@ def fit(model: nn.Module, X: Any, *, epochs: int, batch_size: int = 128, lr: flo
     model.to(device)
     train = _Batches(model, X, "X", batch_size, device)
     valid = None if X_valid is None else _Batches(model, X_valid, "X_valid", batch_size, device)
-    optimizer = _adam(model, lr, device)
+    if optimizer is None:
+        optimizer = adam(model, lr)
+    elif not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(f"`optimizer` must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
+    lr = optimizer.param_groups[0]["lr"]  # for the advice if training diverges
     sync_every = _CUDA_SYNC_EVERY if device.type == "cuda" else 1
     history = History()
     last_good = _snapshot(model)
@@ -301,7 +333,7 @@ def fit(model: nn.Module, X: Any, *, epochs: int, batch_size: int = 128, lr: flo
     try:
         for epoch in range(epochs):
             model.train()
-            start, total, names, seen = time.perf_counter(), None, None, 0
+            start, epoch_metrics = time.perf_counter(), _Running()
             for i, batch in enumerate(train):
                 weight = beta * kl_weight(epoch + i / train.n_batches, kl_warmup)
                 with _autocast(device, amp):
@@ -309,14 +341,10 @@ def fit(model: nn.Module, X: Any, *, epochs: int, batch_size: int = 128, lr: flo
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                names = names or list(metrics)
-                size = _batch_len(batch)
-                values = torch.stack([metrics[k].detach().float() for k in names]) * size
-                total = values if total is None else total + values  # sums stay on the device: no sync
-                seen += size
+                epoch_metrics.add(metrics, batch)
                 bar.update(1)
                 if (i + 1) % sync_every == 0 or i + 1 == train.n_batches:
-                    running = dict(zip(names, (total / seen).tolist()))
+                    running = epoch_metrics.mean()
                     if not all(math.isfinite(v) for v in running.values()):
                         model.load_state_dict(last_good)
                         raise TrainingDiverged(_diverged_message(epoch, i, running, lr, history), history)

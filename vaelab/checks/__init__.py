@@ -7,6 +7,7 @@ from ._core import ExerciseError, check_close, passed
 
 __all__ = ["ExerciseError", "check_close", "passed"]
 # lesson checkers (one line per lesson module; each module defines __all__)
+from .em import *
 from .vae import *
 from .continuous import *
 from .knobs import *

@@ -110,7 +110,7 @@ def _diagnose_e_step(got, x, weights, means, covariances) -> None:
     exercise = "e_step"
     log_gauss = _log_gauss(x, means, covariances)  # (N, K)
     joint = (log_gauss + torch.log(weights)).exp()  # (N, K)
-    if _close(got.sum(1), torch.ones_like(got[:, 0]), atol=1e-6) is False:
+    if not _close(got.sum(1), torch.ones_like(got[:, 0]), atol=1e-6):
         if _close(got, joint):
             raise ExerciseError(f"{exercise}: these are the unnormalised π_k N(x_n | μ_k, Σ_k). Responsibilities "
                                 "are probabilities over components: divide each row by its sum "

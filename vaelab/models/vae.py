@@ -201,7 +201,8 @@ class VAE(nn.Module):
 
     def encode_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The encoder's outputs (mu, logvar), each of shape (B, latent_dim)."""
-        h = self.encoder(x)
+        # under bf16 autocast the networks compute in bf16; the objective is computed in x's precision
+        h = self.encoder(x).to(x.dtype)
         if h.shape[-1] != 2 * self.latent_dim:
             raise ValueError(f"`encoder` must output 2·latent_dim = {2 * self.latent_dim} numbers "
                              f"(mean then log-variance), got shape {tuple(h.shape)}")
@@ -220,7 +221,7 @@ class VAE(nn.Module):
 
     def decode(self, z: torch.Tensor) -> Distribution:
         """p_θ(x|z): independent Bernoullis (logits) or N(f(z), obs_scale² I); event shape (data_dim,)."""
-        out = self.decoder(z)
+        out = self.decoder(z).to(z.dtype)
         if out.shape[-1] != self.data_dim:
             raise ValueError(f"`decoder` must output data_dim = {self.data_dim} numbers per example, "
                              f"got shape {tuple(out.shape)}")
@@ -306,10 +307,15 @@ class VAE(nn.Module):
 
         Returns ``(loss, {"loss", "elbo", "reconstruction", "kl"})``, each a 0-d tensor, batch means;
         "elbo" is always the plain ELBO (β = 1, no free bits), comparable across settings.
+        ``free_bits`` floors each latent dimension's batch-mean KL (λ·latent_dim on the total KL when
+        the prior gives no KL per dimension).
         """
         terms = self.elbo_terms(x)
-        kl = terms.kl_per_dim if terms.kl_per_dim is not None else terms.kl
-        loss = objectives.negative_elbo_loss(terms.reconstruction, kl, beta=beta, free_bits=free_bits)
+        if terms.kl_per_dim is not None:
+            loss = objectives.negative_elbo_loss(terms.reconstruction, terms.kl_per_dim, beta=beta, free_bits=free_bits)
+        else:  # no KL per dimension (a prior that is not N(0, I)): floor the total at free_bits per dimension
+            loss = objectives.negative_elbo_loss(terms.reconstruction, terms.kl, beta=beta,
+                                                 free_bits=free_bits * self.latent_dim)
         with torch.no_grad():
             reconstruction, kl_mean = terms.reconstruction.mean(), terms.kl.mean()
             metrics = {"loss": loss.detach(), "elbo": reconstruction - kl_mean,

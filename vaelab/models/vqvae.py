@@ -407,7 +407,8 @@ class VQVAE(nn.Module):
     @torch.no_grad()
     def _ema_step(self, z_e: torch.Tensor, indices: torch.Tensor) -> None:
         """Move each used code to the running mean of the z_e assigned to it (online k-means)."""
-        z_e, indices = z_e.reshape(-1, self.code_dim), indices.reshape(-1)  # (B·M, D), (B·M,)
+        # the running sums stay in the codebook's dtype (z_e may be bfloat16 under fit's autocast)
+        z_e, indices = z_e.reshape(-1, self.code_dim).to(self.ema_sums.dtype), indices.reshape(-1)  # (B·M, D), (B·M,)
         counts = torch.bincount(indices, minlength=self.n_codes).to(z_e.dtype)  # (K,)
         sums = torch.zeros_like(self.ema_sums).index_add_(0, indices, z_e)  # (K, D): Σ of assigned z_e
         self.ema_counts.mul_(self.decay).add_(counts, alpha=1 - self.decay)

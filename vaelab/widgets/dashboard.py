@@ -22,7 +22,7 @@ from .._validation import check_2d, check_choice, check_nonnegative, check_posit
 from ..device import seed_everything
 from ..diagnostics import diagnose
 from ..models import VAE
-from ..plot.knobs import knobs_figure
+from ..plot.knobs import KnobsFigure
 from ..priors import PRIORS, make_prior
 from ..train import fit
 
@@ -49,8 +49,8 @@ class KnobsTrainer:
     latent_dim: int = 2
     hidden: Sequence[int] = (64,)
     epochs: int = 40
-    batch_size: int = 128
-    lr: float = 3e-3
+    batch_size: int = 256
+    lr: float = 5e-3
     n_components: int = 10
     seed: int = 0
     device: str | torch.device | None = None
@@ -137,8 +137,10 @@ class BetaPriorDashboard:
                         (self.image, "figure")):
             w.add_class(f"vaelab-knobs-{name}")
         self.widget = widgets.VBox([widgets.HBox([self.beta_slider, self.prior_dropdown]), self.text, self.image])
-        self._figure = Figure(figsize=(10, 3.3))
-        FigureCanvasAgg(self._figure)
+        figure = Figure(figsize=(10, 3.3))
+        FigureCanvasAgg(figure)  # drawn off-screen: nothing reaches the notebook's inline backend
+        self._view = KnobsFigure(figure)
+        self._shown: dict[tuple[str, float], tuple[str, bytes]] = {}
         self.beta_slider.observe(self._on_change, names="value")
         self.prior_dropdown.observe(self._on_change, names="value")
         self.update()
@@ -163,16 +165,21 @@ class BetaPriorDashboard:
     # ---------------------------------------------------------------- drawing
 
     def render(self, prior: str, beta: float) -> tuple[str, bytes]:
-        """The text and the PNG figure for (prior, β): what the dashboard shows."""
+        """The text and the PNG figure for (prior, β): what the dashboard shows (kept when ``cache``)."""
+        key = (prior, float(beta))
+        if key in self._shown:
+            return self._shown[key]
         model = self.model(prior, beta)
         x = self.X.to(next(model.parameters()).device)
         summary = diagnose(model, x, threshold=self.threshold)
         title = f"β = {_beta_label(beta)}, prior: {PRIOR_LABELS[prior]}"
-        knobs_figure(model, x, self.y, title=title, fig=self._figure)
+        self._view.draw(model, x, self.y, title=title)
         buffer = io.BytesIO()
-        self._figure.savefig(buffer, format="png", dpi=self.dpi)
+        self._view.fig.savefig(buffer, format="png", dpi=self.dpi)
         text = (f"<pre style='margin:0'>{html.escape(title)}\n{html.escape(str(summary))}\n"
-                f"(held-out averages per example; rate + distortion = −ELBO)</pre>")
+                f"(averages per example of X; rate + distortion = −ELBO)</pre>")
+        if self.cache:
+            self._shown[key] = (text, buffer.getvalue())
         return text, buffer.getvalue()
 
     def update(self) -> None:

@@ -1,0 +1,121 @@
+"""The EM widget of lesson 01: step through EM's iterations on 2-D data, and change the number of components K.
+
+The whole EM path (every iterate θ_0 … θ_T) is computed once per K and cached, so moving a slider
+only draws (well under a second).
+"""
+from __future__ import annotations
+
+import html
+import io
+from typing import Any
+
+import ipywidgets as widgets
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .._validation import check_2d, check_choice, check_positive_int
+from ..gmm import COVARIANCE_TYPES, INIT_PARAMS, EMPath, em_path, start_at_points
+from ..plot.mixtures import em_figure
+
+__all__ = ["EMWidget", "em_widget"]
+
+
+
+def _png(fig: Figure, dpi: int) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+class EMWidget:
+    """Sliders for K and for the EM iteration (with a play button), a line of text and the figure.
+
+    ``draw(n_components, iteration)`` is the callback: it returns the figure (the mixture θ_t over
+    the data, and the log-likelihood curve); ``update()`` redraws from the sliders; ``text.value`` /
+    ``image.value`` hold what is shown; ``path(K)`` is the cached EM path for K components.
+    ``init_params="points"`` starts from :func:`vaelab.gmm.start_at_points` (broad components at random data
+    points, so the climb is visible); "kmeans++" and "random" are ``GaussianMixture``'s.
+    """
+
+    def __init__(self, x: Any, *, n_components: int = 3, max_components: int = 10, n_iter: int = 40,
+                 covariance_type: str = "full", init_params: str = "points", reg_covar: float = 1e-6,
+                 random_state: int = 0, dpi: int = 72) -> None:
+        self.x = check_2d(x, "x", dtype=torch.float64)
+        if self.x.shape[1] != 2:
+            raise ValueError(f"`x` must be 2-D data of shape (n_samples, 2), got {self.x.shape[1]} features")
+        self.max_components = check_positive_int(max_components, "max_components")
+        n_components = check_positive_int(n_components, "n_components")
+        if n_components > self.max_components:
+            raise ValueError(f"`n_components` must be at most max_components={self.max_components}, got {n_components}")
+        if self.max_components > self.x.shape[0]:
+            raise ValueError(f"`max_components` must be <= n_samples = {self.x.shape[0]}, got {self.max_components}")
+        self.n_iter = check_positive_int(n_iter, "n_iter")
+        self.covariance_type = check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
+        self.init_params = check_choice(init_params, "init_params", ("points", *INIT_PARAMS))
+        self.reg_covar, self.random_state, self.dpi = reg_covar, random_state, dpi
+        self._paths: dict[int, EMPath] = {}
+        # one view for every K and iteration, so that frames can be compared
+        x = self.x.numpy()
+        lo, hi = x.min(0), x.max(0)
+        pad = 0.1 * (hi - lo)
+        self.limits = (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
+
+        self.k_slider = widgets.IntSlider(value=n_components, min=1, max=self.max_components, description="K",
+                                          continuous_update=False)
+        self.iteration_slider = widgets.IntSlider(value=0, min=0, max=self.n_iter, description="iteration",
+                                                  continuous_update=False)
+        self.play = widgets.Play(value=0, min=0, max=self.n_iter, interval=500, description="run EM")
+        widgets.jslink((self.play, "value"), (self.iteration_slider, "value"))
+        self.text = widgets.HTML()
+        self.image = widgets.Image(format="png")
+        for control in (self.k_slider, self.iteration_slider):
+            control.observe(lambda change: self.update(), names="value")
+        self.widget = widgets.VBox([widgets.HBox([self.k_slider, self.play, self.iteration_slider]),
+                                    self.text, self.image])
+        self.widget.add_class("vaelab-em")
+        self.image.add_class("vaelab-em-figure")
+        self.figure = Figure(figsize=(9, 3.6))
+        FigureCanvasAgg(self.figure)
+        self.update()
+
+    def path(self, n_components: int) -> EMPath:
+        """EM's iterates for ``n_components`` components, computed on first use and cached."""
+        if n_components not in self._paths:
+            init = {} if self.init_params != "points" else start_at_points(self.x, n_components, self.covariance_type,
+                                                                           self.random_state)
+            self._paths[n_components] = em_path(self.x, n_components, n_iter=self.n_iter,
+                                                covariance_type=self.covariance_type, reg_covar=self.reg_covar,
+                                                init_params="kmeans++" if self.init_params == "points" else self.init_params,
+                                                random_state=self.random_state, **init)
+        return self._paths[n_components]
+
+    def draw(self, n_components: int, iteration: int) -> Figure:
+        """The figure for K = ``n_components`` after ``iteration`` EM iterations."""
+        return em_figure(self.path(n_components), iteration, self.x, fig=self.figure, limits=self.limits)
+
+    def describe(self, n_components: int, iteration: int) -> str:
+        values = self.path(n_components).log_likelihood.numpy()
+        step = "the initial parameters" if iteration == 0 else \
+            f"{values[iteration] - values[iteration - 1]:+.4f} since iteration {iteration - 1}"
+        return (f"K = {n_components}, iteration {iteration} of {self.n_iter}: mean log-likelihood "
+                f"{values[iteration]:.4f} nats ({step}; it never goes down)")
+
+    def render(self, n_components: int, iteration: int) -> tuple[str, bytes]:
+        fig = self.draw(n_components, iteration)
+        text = f"<pre style='margin:0'>{html.escape(self.describe(n_components, iteration))}</pre>"
+        return text, _png(fig, self.dpi)
+
+    def update(self) -> None:
+        """Redraw for the sliders' current values."""
+        self.text.value, self.image.value = self.render(self.k_slider.value, self.iteration_slider.value)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+def em_widget(x: Any, **kwargs: Any) -> EMWidget:
+    """An :class:`EMWidget`: step through EM on 2-D data ``x`` of shape (n_samples, 2), for K = 1 … max_components."""
+    return EMWidget(x, **kwargs)

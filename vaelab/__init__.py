@@ -27,7 +27,7 @@ _LAZY = {
     "BernoulliMixture": "bernoulli_mixture",
 }
 _SUBMODULES = ("data", "gmm", "continuous", "priors", "models", "objectives", "diagnostics",
-               "train", "plot", "widgets", "checks", "device")
+               "train", "plot", "widgets", "checks", "device", "compare", "bernoulli_mixture")
 
 __all__ = ["get_device", "seed_everything", *_LAZY, *_SUBMODULES]
 

@@ -172,3 +172,17 @@ def test_checkers_do_not_let_in_place_edits_leak():
         w.zero_()  # spoils only its own copy
         return e_step_reference(x, torch.tensor([0.5, 0.3, 0.2], dtype=x.dtype), m, c)
     checks.e_step(vandal)
+
+
+@pytest.mark.parametrize("checker, fn, msg", [
+    (checks.e_step, lambda x, w, m, c: e_step_reference(x, w, m, c) / 0, r"resp contains NaN or inf for ordinary points"),
+    (checks.e_step, lambda x, w, m, c: e_step_reference(x, w, m, c) * 2 + 0.1, r"rows of resp must sum to 1 .* range over"),
+    (checks.e_step, lambda x, w, m, c: "resp", r"resp should be a tensor, got str"),
+    (checks.m_step, lambda x, resp, reg: tuple(t * float("nan") for t in m_step_reference(x, resp, reg)), r"weights contains NaN or inf"),
+    (checks.m_step, lambda x, resp, reg: m_step_reference(x, resp, reg)[0], r"should return three things, \(weights, means, covariances\); got Tensor"),
+    (checks.m_step, _m_variant(weights=lambda x, resp, nk: nk.flip(0) / x.shape[0]), r"weights is off by up to .* π_k = N_k / N"),
+    (checks.log_likelihood, lambda x, w, m, c: torch.tensor(3.0), r"returned a single number over the points"),
+])
+def test_other_messages(checker, fn, msg):
+    with pytest.raises(ExerciseError, match=msg):
+        checker(fn)

@@ -63,10 +63,10 @@ def full_covariances(model):
 # ---------------------------------------------------------------- agreement with scikit-learn
 
 @pytest.mark.parametrize("covariance_type", TYPES)
-@pytest.mark.parametrize("chunk", [None, 64])  # 64 elements: many chunks of a few rows each
+@pytest.mark.parametrize("chunk", [None, 512])  # 512 bytes: many chunks of a few rows each
 def test_matches_sklearn_iterate_for_iterate(covariance_type, chunk, monkeypatch):
     if chunk is not None:
-        monkeypatch.setattr(gmm, "_CHUNK_ELEMENTS", chunk)
+        monkeypatch.setattr(gmm, "_CHUNK_BYTES", chunk)
     kw = dict(tol=0.0, max_iter=25, reg_covar=1e-3, covariance_type=covariance_type, **sklearn_inits(X, 4, covariance_type))
     sk = fit_quietly(SKGaussianMixture(4, **kw), X)
     ours = fit_quietly(GaussianMixture(4, **kw), X)

@@ -14,6 +14,15 @@ from vaelab.continuous import ContinuousMixture, LinearDecoder, example_prior
 F64 = torch.float64
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # small tensors: threads only add overhead, and much of it when the cores are shared
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def arc(z):
     return torch.cat([2 * torch.sin(1.1 * z), 2 * torch.cos(1.1 * z) - 0.5], -1)
 
@@ -41,9 +50,9 @@ def test_components_figure_draws_k_centres_with_area_growing_with_weight(mixture
 
 def test_the_continuum_image_is_a_normalised_density(mixture):
     extent = plot.mixture_extent(mixture)
-    ax = plot.curve_mixture(mixture, None, extent=extent, resolution=150)
+    ax = plot.curve_mixture(mixture, None, extent=extent, resolution=100)
     image = ax.images[0].get_array()
-    cell = (extent[1] - extent[0]) / 149 * (extent[3] - extent[2]) / 149
+    cell = (extent[1] - extent[0]) / 99 * (extent[3] - extent[2]) / 99
     assert 0.97 < float(image.sum() * cell) < 1.03
     assert len(ax.collections) == 0  # no centres for the continuum
 
@@ -58,7 +67,7 @@ def test_latent_stems_follow_the_prior_density(mixture):
 @pytest.mark.parametrize("kind", ["normal", "uniform", "two-bump"])
 def test_prior_figure_for_every_prior_shape(kind):
     mix = ContinuousMixture(arc, obs_scale=0.25, prior=example_prior(kind, 1.5))
-    fig = plot.prior_figure(mix, z_lim=(-4.5, 4.5))
+    fig = plot.prior_figure(mix, z_lim=(-4.5, 4.5), resolution=40)
     ax_z, ax_x = fig.axes
     assert ax_z.get_xlim() == (-4.5, 4.5)
     assert np.isfinite(ax_x.images[0].get_array()).all()

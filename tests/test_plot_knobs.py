@@ -53,6 +53,7 @@ def test_rate_distortion_plane_draws_the_best_elbo_line():
     rate_distortion_plane([0.0, 2.0, 20.0], [27.0, 23.0, 22.0], ["10", "1", "0"], ax=ax)
     dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
     assert dashed and np.allclose(np.sum(dashed[0].get_xydata(), axis=1), 25.0)
+    assert "R + D = 25.0 nats (best −ELBO)" in [t.get_text() for t in ax.get_legend().get_texts()]
     with pytest.raises(ValueError, match="must be 1-D of one length"):
         rate_distortion_plane([1.0, 2.0], [1.0], ax=ax)
     kl_bars(torch.tensor([0.1, 1.0, 0.0]), ax=ax, threshold=0.1, label="x")

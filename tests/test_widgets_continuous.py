@@ -13,6 +13,15 @@ from vaelab.continuous import ContinuousMixture
 F64 = torch.float64
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # small tensors: threads only add overhead, and much of it when the cores are shared
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def arc(z):
     return torch.cat([2 * torch.sin(1.1 * z), 2 * torch.cos(1.1 * z) - 0.5], -1)
 
@@ -23,7 +32,7 @@ def mixture():
 
 
 def test_components_widget_callback_gets_closer_to_the_continuum(mixture):
-    w = widgets.components_widget(mixture, n_components=3)
+    w = widgets.components_widget(mixture, n_components=3, resolution=40)
     assert w.slider.continuous_update is False and w.slider.max == 100
     gaps = {K: w.draw(K, "grid")[1] for K in (5, 20, 60, 100)}
     assert gaps[5] > gaps[20] > gaps[60] > gaps[100] and gaps[100] < 1e-3
@@ -33,7 +42,7 @@ def test_components_widget_callback_gets_closer_to_the_continuum(mixture):
 
 
 def test_components_widget_redraws_when_a_control_moves(mixture):
-    w = widgets.components_widget(mixture, n_components=3)
+    w = widgets.components_widget(mixture, n_components=3, resolution=40)
     before = w.image.value
     w.slider.value = 7
     assert "K = 7 components at Gauss–Hermite nodes" in w.text.value and w.image.value != before
@@ -43,7 +52,7 @@ def test_components_widget_redraws_when_a_control_moves(mixture):
 
 
 def test_prior_widget_callback_draws_each_prior(mixture):
-    w = widgets.prior_widget(arc, obs_scale=0.25)
+    w = widgets.prior_widget(arc, obs_scale=0.25, resolution=40)
     assert w.scale_slider.continuous_update is False
     for kind, family in (("normal", Normal), ("uniform", Uniform), ("two-bump", MixtureSameFamily)):
         fig, mix = w.draw(kind, 0.7)
@@ -59,7 +68,7 @@ def test_prior_widget_callback_draws_each_prior(mixture):
 def test_prior_widget_follows_a_float32_decoder():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(1, 8), nn.Tanh(), nn.Linear(8, 2))
-    w = widgets.prior_widget(net, obs_scale=0.3, kind="two-bump")
+    w = widgets.prior_widget(net, obs_scale=0.3, kind="two-bump", resolution=40)
     _, mix = w.draw("two-bump", 1.0)
     assert mix.prior.mean.dtype == torch.float32
 

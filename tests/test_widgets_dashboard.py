@@ -145,6 +145,7 @@ def test_convenience_builder(data):
     ({"prior": "vamp", "priors": ("standard",)}, ValueError, r"`prior` must be one of 'standard'; got 'vamp'"),
     ({"train": "fit"}, TypeError, r"`train` must be a callable train\(prior_name, beta\) -> VAE"),
     ({"models": {("laplace", 1.0): None}}, ValueError, r"`models key` must be one of"),
+    ({"threshold": 0.0}, ValueError, r"`threshold` must be a finite number > 0, got 0.0"),
 ])
 def test_bad_input_is_a_clear_error(data, kwargs, error, msg):
     X, _ = data

@@ -30,9 +30,14 @@ __all__ = ["GaussianMixture", "ConvergenceWarning", "NotFittedError", "EMPath", 
 COVARIANCE_TYPES = ("full", "diag", "spherical")
 INIT_PARAMS = ("kmeans++", "random")
 
-# Rows per chunk are chosen so that one (K, rows, D) block stays in the 1 MiB L2 cache:
+# Rows per chunk are chosen so that one (K, rows, D) block stays in a 1 MiB L2 cache:
 # the products then run at matrix-multiply speed instead of at memory speed.
-_CHUNK_ELEMENTS = 2 ** 15
+_CHUNK_BYTES = 2 ** 20
+
+
+def _rows_per_chunk(X: torch.Tensor, n_components: int) -> int:
+    return max(1, _CHUNK_BYTES // (X.element_size() * n_components * X.shape[1]))
+
 
 _SINGULAR_MESSAGE = (
     "Fitting the mixture failed because some components have an ill-defined covariance "
@@ -156,7 +161,7 @@ def _estimate_log_gaussian_prob(X: torch.Tensor, means: torch.Tensor, precisions
         stacked = precisions_chol.permute(1, 0, 2).reshape(n_features, n_components * n_features)  # (D, K*D)
         mu_proj = torch.bmm(means.unsqueeze(1), precisions_chol).reshape(n_components * n_features)  # (K*D,)
         maha = X.new_empty((n_samples, n_components))
-        step = max(1, _CHUNK_ELEMENTS // (n_components * n_features))
+        step = _rows_per_chunk(X, n_components)
         for start in range(0, n_samples, step):
             y = X[start:start + step] @ stacked - mu_proj  # (B, K*D)
             maha[start:start + step] = y.square_().view(-1, n_components, n_features).sum(-1)
@@ -187,7 +192,7 @@ def _estimate_gaussian_covariances_full(resp, X, nk, means, reg_covar):
     n_samples, n_features = X.shape
     n_components = means.shape[0]
     covariances = X.new_zeros((n_components, n_features, n_features))
-    step = max(1, _CHUNK_ELEMENTS // (n_components * n_features))
+    step = _rows_per_chunk(X, n_components)
     for start in range(0, n_samples, step):
         diff = X[start:start + step].unsqueeze(0) - means.unsqueeze(1)  # (K, B, D)
         weighted = diff * resp[start:start + step].T.unsqueeze(-1)  # (K, B, D)
@@ -224,7 +229,7 @@ def _estimate_gaussian_parameters(X: torch.Tensor, resp: torch.Tensor, reg_covar
 # ---------------------------------------------------------------------------- the public math
 
 def log_likelihood(x: Any, weights: Any, means: Any, covariances: Any) -> torch.Tensor:
-    """Log-density of each row under the mixture, of shape (n_samples,).
+    """Log-density of each row under the mixture, of shape (n_samples,). Derived in lesson 01, §2.
 
     log p(x_n) = log Σ_k π_k N(x_n; μ_k, Σ_k), computed with log-sum-exp. ``covariances`` of shape
     (K, D, D), (K, D) or (K,) means a full, diagonal or spherical mixture. ``.mean()`` of the result
@@ -241,7 +246,7 @@ def log_likelihood(x: Any, weights: Any, means: Any, covariances: Any) -> torch.
 
 
 def e_step(x: Any, weights: Any, means: Any, covariances: Any) -> torch.Tensor:
-    """Responsibilities γ_nk = p(z = k | x_n), of shape (n_samples, n_components); rows sum to 1.
+    """Responsibilities γ_nk = p(z = k | x_n), of shape (n_samples, n_components). Derived in lesson 01, §3.
 
     γ_nk = π_k N(x_n; μ_k, Σ_k) / Σ_j π_j N(x_n; μ_j, Σ_j), computed in log space.
     ``covariances`` as in :func:`log_likelihood`.
@@ -260,7 +265,9 @@ def e_step(x: Any, weights: Any, means: Any, covariances: Any) -> torch.Tensor:
 
 def m_step(x: Any, resp: Any, *, covariance_type: str = "full",
            reg_covar: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Parameters that maximise the expected complete-data log-likelihood: (weights, means, covariances).
+    """Parameters that maximise the expected complete-data log-likelihood. Derived in lesson 01, §4.
+
+    Returns (weights of shape (K,), means (K, D), covariances (K, D, D), (K, D) or (K,)).
 
     N_k = Σ_n γ_nk,  π_k = N_k / N,  μ_k = Σ_n γ_nk x_n / N_k,
     Σ_k = Σ_n γ_nk (x_n − μ_k)(x_n − μ_k)ᵀ / N_k + reg_covar·I  (diag: its diagonal; spherical: its mean).

@@ -67,9 +67,19 @@ def squared_distances(z_e: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor
 
 
 def _squared_distances(z_e: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    cross = z_e @ codebook.T  # (..., K)
+    flat = z_e.reshape(-1, z_e.shape[-1])  # (N, D)
+    norms = flat.pow(2).sum(-1, keepdim=True) + codebook.pow(2).sum(-1)  # (N, K): ||z||² + ||e||²
     # clamp: the expansion can go slightly negative by rounding when z_e sits on a code
-    return (z_e.pow(2).sum(-1, keepdim=True) - 2 * cross + codebook.pow(2).sum(-1)).clamp_min(0)
+    return torch.addmm(norms, flat, codebook.T, alpha=-2).clamp_min(0).reshape(*z_e.shape[:-1], -1)
+
+
+def _nearest(z_e: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    flat = z_e.reshape(-1, z_e.shape[-1])  # (N, D)
+    # ||z||² is the same for every code, so the argmin needs only ||e_k||² − 2 z·e_k: one fused
+    # matrix product, 1.1–1.2x faster than torch.cdist and 20–40x faster than broadcasting
+    # (N, 1, D) − (1, K, D) on one CPU thread (benchmarks/bench_vq.py)
+    scores = torch.addmm(codebook.pow(2).sum(-1), flat, codebook.T, alpha=-2)  # (N, K)
+    return scores.argmin(-1).reshape(z_e.shape[:-1])
 
 
 def nearest_code(z_e: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -81,7 +91,7 @@ def nearest_code(z_e: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     tensor([1, 0])
     """
     z_e, codebook = _check_codes(z_e, codebook)
-    return _squared_distances(z_e, codebook).argmin(-1)
+    return _nearest(z_e, codebook)
 
 
 def quantize(z_e: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,7 +111,7 @@ def quantize(z_e: torch.Tensor, codebook: torch.Tensor) -> tuple[torch.Tensor, t
     (tensor([[1., 0.]]), tensor([1]))
     """
     z_e, codebook = _check_codes(z_e, codebook)
-    indices = _squared_distances(z_e, codebook).argmin(-1)
+    indices = _nearest(z_e, codebook)
     return codebook[indices], indices
 
 
@@ -347,7 +357,7 @@ class VQVAE(nn.Module):
 
     def quantize(self, z_e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(z_q, indices): each vector of ``z_e`` replaced by its nearest codebook row (see :func:`quantize`)."""
-        indices = _squared_distances(z_e, self.codebook).argmin(-1)  # (B, M)
+        indices = _nearest(z_e, self.codebook)  # (B, M)
         return self.codebook[indices], indices
 
     @torch.no_grad()

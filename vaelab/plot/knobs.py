@@ -195,13 +195,13 @@ def rate_distortion_plane(rates: Sequence[float], distortions: Sequence[float], 
     if elbo_lines:
         total = rates + distortions
         r = np.linspace(0, rates.max() * 1.05 + 1e-9, 2)
-        for level, style in ((total.min(), "--"), (np.median(total), ":")):
-            ax.plot(r, level - r, style, color="C3", lw=1, zorder=0)
-        ax.annotate(f"R + D = {total.min():.1f} (best −ELBO)", (0, total.min()), textcoords="offset points",
-                    xytext=(4, -12), fontsize=8, color="C3")
-    ax.set_xlim(left=-0.02 * max(rates.max(), 1))
-    ax.set_ylim(bottom=min(distortions.min(), (rates + distortions).min() - rates.max()) - 1,
-                top=distortions.max() + 1)
+        best, middle = total.min(), np.median(total)
+        ax.plot(r, best - r, "--", color="C3", lw=1, zorder=0, label=f"R + D = {best:.1f} nats (best −ELBO)")
+        ax.plot(r, middle - r, ":", color="C3", lw=1, zorder=0, label=f"R + D = {middle:.1f} nats (median)")
+        ax.legend(loc="upper right", fontsize=8, frameon=False)
+    pad = 0.08 * max(np.ptp(distortions), 1.0)
+    ax.set_xlim(left=-0.03 * max(rates.max(), 1))
+    ax.set_ylim(distortions.min() - 2 * pad, distortions.max() + 2 * pad)
     ax.set_xlabel("rate R = E KL(q(z|x) ‖ p(z))  [nats]")
     ax.set_ylabel("distortion D = −E log p(x|z)  [nats]")
     return ax

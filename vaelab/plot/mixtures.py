@@ -165,5 +165,6 @@ def em_figure(path: _gmm.EMPath, iteration: int, X: Any, *, fig: Figure | None =
     log_likelihood_curve(ax_ll, values, current=iteration,
                          ylim=(values.min() - 0.05 * span - 1e-3, values.max() + 0.05 * span + 1e-3))
     ax_ll.set_title(f"log-likelihood {values[iteration]:.3f} nats per point")
-    fig.tight_layout()
+    # fixed margins rather than tight_layout: no extra draw pass, so a widget redraws faster
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.14, top=0.9, wspace=0.3)
     return fig

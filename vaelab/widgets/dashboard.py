@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import io
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -18,7 +17,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .._validation import check_2d, check_choice, check_nonnegative, check_positive_int
+from .._validation import check_2d, check_choice, check_nonnegative, check_positive, check_positive_int
 from ..device import seed_everything
 from ..diagnostics import diagnose
 from ..models import VAE
@@ -116,7 +115,9 @@ class BetaPriorDashboard:
         if beta not in self.betas:
             raise ValueError(f"`beta` must be one of the offered betas {self.betas}, got {beta:g}")
         check_choice(prior, "prior", self.priors)
-        self.cache, self.threshold, self.dpi = bool(cache), threshold, dpi
+        self.cache = bool(cache)
+        self.threshold = check_positive(threshold, "threshold")
+        self.dpi = check_positive_int(dpi, "dpi")
         self._models: dict[tuple[str, float], VAE] = {}
         for (name, b), model in (models or {}).items():
             self._models[(check_choice(name, "models key", PRIORS), check_nonnegative(b, "models key beta"))] = model

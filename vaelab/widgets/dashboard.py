@@ -42,6 +42,10 @@ class KnobsTrainer:
     ``KnobsTrainer(X)("mixture", 3.0)`` builds ``VAE.mlp(data_dim, latent_dim, hidden)`` with the named
     prior (``n_components`` Gaussians or pseudo-inputs; the VampPrior's start as random rows of X) and
     fits it for ``epochs`` with that β, seeded, without a progress bar.
+
+    >>> trainer = KnobsTrainer(torch.rand(20, 4).round(), hidden=(4,), epochs=1, n_components=3)
+    >>> type(trainer("mixture", 1.0).prior).__name__
+    'MixturePrior'
     """
 
     X: torch.Tensor = field(repr=False)
@@ -96,6 +100,13 @@ class BetaPriorDashboard:
 
     Use ``display(dashboard)`` (or leave it last in a cell); ``dashboard.update()`` redraws and
     ``dashboard.text.value`` / ``dashboard.image.value`` hold what is shown.
+
+    >>> x = torch.rand(20, 4).round()  # 2×2 "images"
+    >>> dash = BetaPriorDashboard(x, train=KnobsTrainer(x, hidden=(4,), epochs=1), betas=(0, 10), beta=0,
+    ...                           priors=("standard",))
+    >>> dash.beta_slider.value = 10.0  # what moving the slider does
+    >>> "β = 10, prior: standard normal" in dash.text.value
+    True
     """
 
     def __init__(self, X: Any, y: Any = None, *, train: Callable[[str, float], VAE],

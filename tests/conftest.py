@@ -1,6 +1,9 @@
 import pytest
 import torch
 
+# the models under test are tiny: one thread is as fast as two and immune to a busy machine
+torch.set_num_threads(1)
+
 
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():

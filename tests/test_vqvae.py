@@ -195,6 +195,19 @@ def test_dead_codes_are_reset_onto_encoder_outputs():
     assert all(any(torch.equal(code, z) for z in Z_E) for code in model.codebook)
 
 
+def test_a_reset_code_is_not_pulled_back_by_its_old_running_mean():
+    model = identity_model(decay=0.5)
+    model.train()
+    model.loss(Z_E)  # code 0 now holds the running mean of its three vectors
+    far = Z_E + torch.tensor([0.0, 100.0])  # new data: every vector goes to code 2, code 0 dies
+    assert model.usage(far)[0] == 0
+    model.reset_dead_codes(far, generator=torch.Generator().manual_seed(0))
+    restarted = model.codebook[0].clone()
+    assert any(torch.equal(restarted, z) for z in far)
+    model.loss(torch.tensor([[10.0, 0.5]]))  # a step in which only code 1 is chosen
+    torch.testing.assert_close(model.codebook[0], restarted)
+
+
 def test_config_rebuilds_the_same_model_with_its_prior(tmp_path):
     model = VQVAE.mlp(4, n_codes=3, code_dim=2, hidden=(5,), n_latents=2)
     x = torch.rand(20, 4)

@@ -8,7 +8,6 @@ series without z and invites posterior collapse (lesson 04). Derived in lesson 0
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -16,7 +15,7 @@ from torch import nn
 from torch.distributions import Distribution, Independent
 
 from .._validation import as_tensor, check_choice, check_finite, check_positive_int
-from ..priors import Prior, StandardNormal
+from ..priors import Prior
 from .vae import VAE
 
 __all__ = ["GRUDecoder", "GRUEncoder", "SequenceVAE"]

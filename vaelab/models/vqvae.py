@@ -443,6 +443,8 @@ class VQVAE(nn.Module):
             raise ValueError(f"`x` must give at least n_codes = {self.n_codes} encoder outputs, got {z_e.shape[0]}")
         pick = torch.randperm(z_e.shape[0], generator=generator)[: self.n_codes].to(z_e.device)
         self.codebook.copy_(z_e[pick])
+        self.ema_counts.zero_()  # forget the running means, or the next EMA step would undo this
+        self.ema_sums.zero_()
         return self
 
     @torch.no_grad()
@@ -457,6 +459,8 @@ class VQVAE(nn.Module):
         if len(dead):
             pick = torch.randint(z_e.shape[0], (len(dead),), generator=generator).to(z_e.device)
             self.codebook[dead] = z_e[pick]
+            self.ema_counts[dead] = 0.0  # forget their running means, or the next EMA step would move them back
+            self.ema_sums[dead] = 0.0
         return len(dead)
 
     @torch.no_grad()

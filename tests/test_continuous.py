@@ -18,15 +18,6 @@ from vaelab.continuous import (ContinuousMixture, LinearDecoder, fit_mc, fit_ppc
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # these tensors are small: threads only add overhead, and much of it when the cores are shared
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def linear_mixture(data_dim=3, latent_dim=1, obs_scale=1.0, prior=None, seed=0):
     g = torch.Generator().manual_seed(seed)
     W = torch.randn(data_dim, latent_dim, generator=g, dtype=F64)

@@ -14,14 +14,6 @@ W = torch.tensor([[1.5], [-0.8], [0.6]], dtype=torch.float64)      # decoder wei
 BC = torch.tensor([[0.3, -2.0], [-0.2, 1.0], [1.0, 0.5]], dtype=torch.float64)  # mean per class (D, C)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def linear_cvae():
     """x | z, c ~ N(W z + b_c, σ²I): its encoder is the exact posterior p(z|x, c), linear in [x, c]."""
     s2 = 1.0 / (1.0 + (W.T @ W).item() / SIGMA ** 2)  # posterior variance

@@ -11,15 +11,6 @@ from vaelab.models import VAE
 from vaelab.priors import MixturePrior
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny tensors: a second thread only adds synchronisation (and stalls on a loaded machine)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def linear_vae(likelihood="gaussian", obs_scale=0.5, collapsed=False):
     """x (3) -> mu, logvar (2 each) by one known linear map; z -> x by another."""
     encoder, decoder = nn.Linear(3, 4), nn.Linear(2, 3)

@@ -1,7 +1,3 @@
-import matplotlib
-
-matplotlib.use("Agg")
-
 import io
 
 import matplotlib.pyplot as plt

@@ -11,15 +11,6 @@ from vaelab.models import VAE
 from vaelab.priors import MixturePrior, StandardNormal, VampPrior, make_prior
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny tensors: a second thread only adds synchronisation (and stalls on a loaded machine)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _scipy_mixture_logpdf(z, weights, means, scales):
     comps = [math.log(w) + multivariate_normal(m, np.diag(s ** 2)).logpdf(z)
              for w, m, s in zip(weights, means, scales)]

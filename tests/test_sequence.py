@@ -8,14 +8,6 @@ from vaelab import data
 from vaelab.models import GRUDecoder, GRUEncoder, SequenceVAE
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_elbo_terms_match_torch_distributions_over_every_step():
     torch.manual_seed(0)
     model = SequenceVAE.gru(length=12, latent_dim=2, hidden=6, obs_scale=0.3)

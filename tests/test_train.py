@@ -9,15 +9,6 @@ from vaelab import data
 from vaelab.models import VAE
 from vaelab.train import History, TrainingDiverged, adam, evaluate, fit, load, save
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models train faster on one thread, and much faster on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 
 @pytest.fixture(scope="module")
 def digits():

@@ -13,15 +13,6 @@ D, SIGMA = 3, 0.5
 W = torch.tensor([[1.5], [-0.8], [0.6]], dtype=torch.float64)  # decoder weight (D, 1)
 B_ = torch.tensor([0.3, -0.2, 1.0], dtype=torch.float64)        # decoder bias (D,)
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small models train faster on one thread, and much faster on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 
 def ppca_log_prob(x):
     """log p(x) of the linear-Gaussian model: x ~ N(b, W Wᵀ + σ² I) (probabilistic PCA)."""

@@ -13,14 +13,6 @@ from vaelab.models.vqvae import (code_usage, dead_codes, nearest_code, perplexit
                                  straight_through, vq_losses)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 CODEBOOK = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
 # three vectors near code 0, one near code 2, none near code 1
 Z_E = torch.tensor([[0.5, -0.2], [-1.0, 0.3], [0.2, 1.1], [0.4, 9.0]])

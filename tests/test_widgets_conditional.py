@@ -1,10 +1,8 @@
 """Digits on demand (lesson 05), driven by changing its controls the way a browser would, and the
 lesson's figures drawn from small models."""
-import matplotlib
 import pytest
 import torch
 
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from vaelab import plot  # noqa: E402

@@ -1,7 +1,3 @@
-import matplotlib
-
-matplotlib.use("Agg")
-
 import pytest
 import torch
 from torch import nn
@@ -11,15 +7,6 @@ from vaelab import widgets
 from vaelab.continuous import ContinuousMixture
 
 F64 = torch.float64
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # small tensors: threads only add overhead, and much of it when the cores are shared
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def arc(z):

@@ -9,15 +9,6 @@ from vaelab.widgets import BETAS, BetaPriorDashboard, KnobsTrainer, beta_prior_d
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny models: a second thread only adds synchronisation (and stalls on a loaded machine)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data():
     g = torch.Generator().manual_seed(0)

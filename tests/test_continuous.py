@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.special import logsumexp, roots_hermitenorm
+from scipy.special import roots_hermitenorm
 from scipy.stats import multivariate_normal
 from sklearn.decomposition import PCA
 from torch import nn

@@ -3,7 +3,6 @@ import hashlib
 import http.server
 import socket
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -1,13 +1,11 @@
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from vaelab.models import VAE  # noqa: E402
-from vaelab.plot import kl_bars, knobs_figure, latent_panel, rate_distortion_plane  # noqa: E402
-from vaelab.plot.knobs import image_grid  # noqa: E402
+from vaelab.models import VAE
+from vaelab.plot import kl_bars, knobs_figure, latent_panel, rate_distortion_plane
+from vaelab.plot.knobs import image_grid
 
 
 def test_image_grid_places_each_image_and_pads_between():

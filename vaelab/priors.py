@@ -71,7 +71,23 @@ def _diagonal_mixture(logits: torch.Tensor, means: torch.Tensor, scales: torch.T
                              validate_args=False)
 
 
-class MixturePrior(Prior):
+class _MixtureOfDiagonals(Prior):
+    """A prior given by ``distribution()``, a mixture of diagonal Gaussians; no closed-form KL."""
+
+    def distribution(self) -> MixtureSameFamily:
+        raise NotImplementedError
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) = logsumexp_k [log π_k + log N(z; m_k, diag s_k²)], of shape z.shape[:-1]."""
+        return self.distribution().log_prob(z)
+
+    def sample(self, n: int) -> torch.Tensor:
+        n = check_positive_int(n, "n")
+        with torch.no_grad():
+            return self.distribution().sample((n,))
+
+
+class MixturePrior(_MixtureOfDiagonals):
     """A learned mixture of Gaussians, p(z) = Σ_k π_k N(z; m_k, diag s_k²).
 
     The prior itself becomes a finite mixture, so the VAE turns into a mixture (over k) of
@@ -116,20 +132,11 @@ class MixturePrior(Prior):
         """The prior as a ``torch.distributions.MixtureSameFamily`` (event shape (latent_dim,))."""
         return _diagonal_mixture(self.logits, self.means, self.log_scales.exp())
 
-    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """log p(z) = logsumexp_k [log π_k + log N(z; m_k, diag s_k²)], of shape z.shape[:-1]."""
-        return self.distribution().log_prob(z)
-
-    def sample(self, n: int) -> torch.Tensor:
-        n = check_positive_int(n, "n")
-        with torch.no_grad():
-            return self.distribution().sample((n,))
-
     def extra_repr(self) -> str:
         return f"latent_dim={self.latent_dim}, n_components={self.n_components}"
 
 
-class VampPrior(Prior):
+class VampPrior(_MixtureOfDiagonals):
     """The VampPrior (Tomczak & Welling, 2018): p(z) = (1/K) Σ_k q(z | u_k).
 
     ``n_pseudo`` learned pseudo-inputs u_k (of shape (n_pseudo, data_dim)) are pushed through the
@@ -186,15 +193,6 @@ class VampPrior(Prior):
         mu, logvar = self.components()
         logits = torch.zeros(self.n_pseudo, device=mu.device, dtype=mu.dtype)
         return _diagonal_mixture(logits, mu, (0.5 * logvar).exp())
-
-    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """log p(z) = logsumexp_k log q(z | u_k) − log K, of shape z.shape[:-1]."""
-        return self.distribution().log_prob(z)
-
-    def sample(self, n: int) -> torch.Tensor:
-        n = check_positive_int(n, "n")
-        with torch.no_grad():
-            return self.distribution().sample((n,))
 
     def extra_repr(self) -> str:
         return f"latent_dim={self.latent_dim}, n_pseudo={self.n_pseudo}"

@@ -69,6 +69,20 @@ class ELBOTerms(NamedTuple):
 def _linear_layers(module: nn.Module) -> list[nn.Linear]:
     return [m for m in module.modules() if isinstance(m, nn.Linear)]
 
+def _set_obs_scale(model: nn.Module, likelihood: str, obs_scale: float | None) -> None:
+    """Give ``model`` its ``log_obs_scale``: a parameter (learned σ), a buffer (fixed σ) or None (Bernoulli)."""
+    if likelihood == "bernoulli" and obs_scale is not None:
+        raise ValueError("`obs_scale` applies to likelihood='gaussian' only; a Bernoulli has no scale, "
+                         f"got obs_scale={obs_scale!r}")
+    if likelihood == "gaussian" and obs_scale is None:
+        # log-scale parameter: σ = exp(s) stays positive whatever the optimizer does to s
+        model.log_obs_scale = nn.Parameter(torch.zeros(()))
+    elif likelihood == "gaussian":
+        model.register_buffer("log_obs_scale", torch.tensor(math.log(check_positive(obs_scale, "obs_scale"))))
+    else:
+        model.log_obs_scale = None
+    model.learn_obs_scale = likelihood == "gaussian" and obs_scale is None
+
 
 class VAE(nn.Module):
     """A variational autoencoder: decoder p_θ(x|z), encoder q_φ(z|x), prior p(z).
@@ -134,17 +148,7 @@ class VAE(nn.Module):
         if prior.latent_dim != self.latent_dim:
             raise ValueError(f"`prior` has latent_dim {prior.latent_dim}, the model has {self.latent_dim}")
         self.prior = prior
-        if likelihood == "bernoulli" and obs_scale is not None:
-            raise ValueError("`obs_scale` applies to likelihood='gaussian' only; a Bernoulli has no scale, "
-                             f"got obs_scale={obs_scale!r}")
-        if likelihood == "gaussian" and obs_scale is None:
-            # log-scale parameter: σ = exp(s) stays positive whatever the optimizer does to s
-            self.log_obs_scale = nn.Parameter(torch.zeros(()))
-        elif likelihood == "gaussian":
-            self.register_buffer("log_obs_scale", torch.tensor(math.log(check_positive(obs_scale, "obs_scale"))))
-        else:
-            self.log_obs_scale = None
-        self.learn_obs_scale = likelihood == "gaussian" and obs_scale is None
+        _set_obs_scale(self, likelihood, obs_scale)
         self.config: dict[str, Any] | None = None  # set by VAE.mlp: plain data that rebuilds the model
 
     # ---------------------------------------------------------------- the builder

@@ -13,15 +13,14 @@ estimator z_e + sg[z_q − z_e]: its value is z_q, its gradient with respect to 
 """
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple, Sequence
 
 import torch
 from torch import nn
 
 from .._validation import (as_tensor, check_choice, check_finite, check_fraction, check_nonnegative,
-                           check_positive, check_positive_int)
-from .vae import LIKELIHOODS, VAE, _linear_layers, mlp
+                           check_positive_int)
+from .vae import LIKELIHOODS, VAE, _linear_layers, _set_obs_scale, mlp
 
 __all__ = [
     "VQVAE",
@@ -298,15 +297,7 @@ class VQVAE(nn.Module):
         self.register_buffer("ema_sums", torch.zeros(self.n_codes, self.code_dim))
         # log π of the categorical prior over codes, one row per latent position; zeros = uniform
         self.register_buffer("prior_logits", torch.zeros(self.n_latents, self.n_codes))
-        if likelihood == "bernoulli" and obs_scale is not None:
-            raise ValueError("`obs_scale` applies to likelihood='gaussian' only; a Bernoulli has no scale, "
-                             f"got obs_scale={obs_scale!r}")
-        if likelihood == "gaussian" and obs_scale is None:
-            self.log_obs_scale = nn.Parameter(torch.zeros(()))
-        elif likelihood == "gaussian":
-            self.register_buffer("log_obs_scale", torch.tensor(math.log(check_positive(obs_scale, "obs_scale"))))
-        else:
-            self.log_obs_scale = None
+        _set_obs_scale(self, likelihood, obs_scale)
         self.config: dict[str, Any] | None = None  # set by VQVAE.mlp: plain data that rebuilds the model
 
     @classmethod

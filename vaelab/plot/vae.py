@@ -2,7 +2,6 @@
 interpolation, and — for 2-D data — the VAE drawn as the infinite mixture it is."""
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import matplotlib.pyplot as plt

@@ -19,11 +19,14 @@ def execute(path: str, timeout: int = 600) -> float:
     """Execute the notebook at ``path`` in its own folder, save it, and return the wall time."""
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
                    resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}}).execute()
     seconds = time.perf_counter() - start
-    # widget state is large and changes on every run; readers see the static figure stored after it
+    # widget state is large and changes on every run (readers see the static figure stored after it);
+    # timestamps would make every re-run a diff
     nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
     nbformat.write(nb, path)
     return seconds
 

@@ -10,9 +10,16 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 
 
+def _env(**extra):
+    # `make test` runs pytest inside make: drop the parent's make variables so the
+    # child does not print "make[1]: Entering directory" banners.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    return {**env, **extra}
+
+
 def dry_run(*targets, **env):
-    out = subprocess.run(["make", "-n", *targets], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, **env}, check=True)
+    out = subprocess.run(["make", "--no-print-directory", "-n", *targets], cwd=ROOT,
+                         capture_output=True, text=True, env=_env(**env), check=True)
     return out.stdout
 
 
@@ -40,8 +47,8 @@ def test_test_runs_pytest_and_lessons_execute_every_notebook_in_order():
 
 
 def test_fresh_setup_pins_torch_first():
-    out = subprocess.run(["make", "-n", "-B", "setup"], cwd=ROOT, capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(["make", "--no-print-directory", "-n", "-B", "setup"], cwd=ROOT,
+                         capture_output=True, text=True, env=_env(), check=True).stdout
     lines = out.splitlines()
     torch_line = next(i for i, l in enumerate(lines) if "torch==2.13.0" in l)
     package_line = next(i for i, l in enumerate(lines) if '-e ".[lab,test]"' in l)

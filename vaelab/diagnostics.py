@@ -145,7 +145,7 @@ def rate_distortion(model: nn.Module, X: Any, *, n_samples: int = 8, seed: int |
         if exact:
             total_rate += float(objectives.gaussian_kl(mu, logvar).sum())
         else:
-            q = model._posterior(mu, logvar)
+            q = model.posterior(mu, logvar)
             total_rate += float((q.log_prob(z) - model.prior.log_prob(z)).mean(0).sum())
     n = X.shape[0]
     return RateDistortion(total_rate / n, total_distortion / n)

@@ -60,7 +60,7 @@ class _Given:
     def elbo_terms(self, x: torch.Tensor, **kwargs) -> ELBOTerms:
         return VAE.elbo_terms(self, x, **kwargs)
 
-    def __getattr__(self, name: str):  # prior, latent_dim, data_dim, _posterior, …
+    def __getattr__(self, name: str):  # prior, latent_dim, data_dim, posterior, …
         return getattr(self.model, name)
 
 
@@ -192,7 +192,7 @@ class CVAE(VAE):
     def encode(self, x: torch.Tensor, c: Any) -> Distribution:
         """q_φ(z|x, c) = N(mu(x, c), diag exp(logvar(x, c))): batch shape (B,), event shape (latent_dim,)."""
         x, c = self.check_data((x, c), "x")
-        return self._posterior(*self.encode_params(x, c))
+        return self.posterior(*self.encode_params(x, c))
 
     def decode(self, z: torch.Tensor, c: torch.Tensor) -> Distribution:
         """p_θ(x|z, c) from the decoder on [z, c]; ``c`` of shape (B, n_classes) (no input checks)."""

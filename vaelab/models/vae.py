@@ -216,10 +216,11 @@ class VAE(nn.Module):
     def encode(self, x: torch.Tensor) -> Distribution:
         """q_φ(z|x) = N(mu(x), diag exp(logvar(x))): batch shape (B,), event shape (latent_dim,)."""
         mu, logvar = self.encode_params(self.check_data(x, "x"))
-        return self._posterior(mu, logvar)
+        return self.posterior(mu, logvar)
 
     @staticmethod
-    def _posterior(mu: torch.Tensor, logvar: torch.Tensor) -> Distribution:
+    def posterior(mu: torch.Tensor, logvar: torch.Tensor) -> Distribution:
+        """q(z|x) from the encoder's outputs: N(mu, diag exp(logvar)), event shape (latent_dim,)."""
         # validate_args=False: the checks would synchronise a GPU on every batch; the scale is positive by construction
         return Independent(Normal(mu, torch.exp(0.5 * logvar), validate_args=False), 1, validate_args=False)
 
@@ -256,9 +257,9 @@ class VAE(nn.Module):
             kl_per_dim = objectives.gaussian_kl(mu, logvar)  # (B, L)
             kl = kl_per_dim.sum(-1)
         elif not mc_kl:
-            kl = self.prior.kl(self._posterior(mu, logvar))
+            kl = self.prior.kl(self.posterior(mu, logvar))
         if kl is None:
-            kl = self._posterior(mu, logvar).log_prob(z) - self.prior.log_prob(z)
+            kl = self.posterior(mu, logvar).log_prob(z) - self.prior.log_prob(z)
         return ELBOTerms(reconstruction, kl, kl_per_dim, z, mu, logvar)
 
     def elbo(self, x: torch.Tensor, beta: float = 1.0, *, mc_kl: bool = False) -> torch.Tensor:
@@ -274,7 +275,7 @@ class VAE(nn.Module):
     def log_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
         """log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x) for z_i ~ q(z|x), of shape (k, B) (no input checks)."""
         mu, logvar = self.encode_params(x)
-        q = self._posterior(mu, logvar)
+        q = self.posterior(mu, logvar)
         chunk = max(1, _IWAE_CHUNK_ROWS // max(1, x.shape[0]))
         out = []
         for start in range(0, k, chunk):

@@ -112,6 +112,37 @@ def matmul_peak(device: torch.device, n: int = 2048, repeats: int = 10) -> float
     return 2 * n ** 3 / min(times) / 1e9
 
 
+def matmul_only_seconds(device: torch.device, repeats: int = 200) -> float:
+    """Seconds per training step of the step's matrix products alone (same shapes, no other op).
+
+    The ceiling for an eager training loop at this batch size: whatever a step takes beyond it goes to
+    the elementwise ops, the likelihood, Adam and the per-op dispatch.
+    """
+    layers = [(DATA_DIM, HIDDEN), (HIDDEN, 2 * LATENT), (LATENT, HIDDEN), (HIDDEN, DATA_DIM)]
+    ws = [torch.randn(o, i, device=device) for i, o in layers]
+    bs = [torch.randn(o, device=device) for _, o in layers]
+    xs = [torch.rand(BATCH, i, device=device) for i, _ in layers]
+    gs = [torch.randn(BATCH, o, device=device) for _, o in layers]
+
+    def step():
+        for k, (w, b, x, g) in enumerate(zip(ws, bs, xs, gs)):
+            torch.addmm(b, x, w.t())  # forward
+            g.t() @ x                 # weight gradient
+            if k:
+                g @ w                 # input gradient (none for the data)
+
+    for _ in range(20):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / repeats
+
+
 def mnist_shaped(n: int, seed: int = 0) -> tuple[torch.Tensor, str]:
     """Real MNIST (binarized at 0.5) when it is in the cache, else binary vectors with low-rank structure."""
     folder = data.cache_dir() / "mnist"
@@ -170,6 +201,11 @@ def main() -> None:
     print(f"\nvaelab.fit is {typical(base_seconds) / typical(ours_seconds):.2f}x the examples loop per epoch "
           f"(medians of epochs 2..{epochs}, alternated); float32 matmul peak here: {peak:.0f} GFLOP/s; "
           f"{training_flops_per_example() / 1e6:.2f} MFLOP per example per step.")
+    steps = -(-n // BATCH)
+    matmuls = matmul_only_seconds(device) * steps
+    print(f"the same matrix products alone: {matmuls:.2f} s per epoch ({flops / matmuls / 1e9:.0f} GFLOP/s, "
+          f"{100 * flops / matmuls / 1e9 / peak:.0f}% of peak); the rest of vaelab.fit's epoch "
+          f"({typical(ours_seconds) - matmuls:.2f} s) is elementwise ops, the likelihood, Adam and dispatch.")
     print("per-epoch seconds  examples:", " ".join(f"{s:.2f}" for s in base_seconds),
           "  vaelab:", " ".join(f"{s:.2f}" for s in ours_seconds))
 

@@ -7,25 +7,13 @@ from torch.distributions import Normal
 from vaelab import plot
 from vaelab.continuous import ContinuousMixture, LinearDecoder, example_prior
 
-F64 = torch.float64
-
-
-def arc(z):
-    return torch.cat([2 * torch.sin(1.1 * z), 2 * torch.cos(1.1 * z) - 0.5], -1)
-
-
-@pytest.fixture
-def mixture():
-    return ContinuousMixture(arc, obs_scale=0.25, prior=Normal(torch.tensor(0.0, dtype=F64), torch.tensor(1.0, dtype=F64)))
-
-
 @pytest.fixture(autouse=True)
 def close_figures():
     yield
     plt.close("all")
 
 
-def test_components_figure_draws_k_centres_with_area_growing_with_weight(mixture):
+def test_components_figure_draws_k_centres_with_area_growing_with_weight(mixture, arc):
     fig = plot.components_figure(mixture, 7, nodes="quadrature")
     ax_z, ax_x = fig.axes
     centres = ax_x.collections[-1]
@@ -47,12 +35,12 @@ def test_the_continuum_image_is_a_normalised_density(mixture):
 def test_latent_stems_follow_the_prior_density(mixture):
     ax = plot.latent_weights(mixture, 200, nodes="grid")
     heights = ax.collections[-1].get_offsets()  # (z_k, π_k / Δz_k)
-    z = torch.as_tensor(np.asarray(heights[:, 0]), dtype=F64)
+    z = torch.as_tensor(np.asarray(heights[:, 0]), dtype=torch.float64)
     np.testing.assert_allclose(heights[:, 1], Normal(0.0, 1.0).log_prob(z).exp().numpy(), atol=1e-3)
 
 
 @pytest.mark.parametrize("kind", ["normal", "uniform", "two-bump"])
-def test_prior_figure_for_every_prior_shape(kind):
+def test_prior_figure_for_every_prior_shape(kind, arc):
     mix = ContinuousMixture(arc, obs_scale=0.25, prior=example_prior(kind, 1.5))
     fig = plot.prior_figure(mix, z_lim=(-4.5, 4.5), resolution=40)
     ax_z, ax_x = fig.axes
@@ -60,7 +48,7 @@ def test_prior_figure_for_every_prior_shape(kind):
     assert np.isfinite(ax_x.images[0].get_array()).all()
 
 
-def test_figures_need_a_1d_latent_and_2d_data():
+def test_figures_need_a_1d_latent_and_2d_data(arc):
     with pytest.raises(ValueError, match=r"these figures draw a 1-D latent and 2-D data, got latent_dim=2 and data_dim=2"):
         plot.curve_mixture(ContinuousMixture(LinearDecoder(torch.eye(2)), obs_scale=1.0), 4)
     with pytest.raises(TypeError, match=r"`mixture` must be a vaelab.ContinuousMixture, got function"):

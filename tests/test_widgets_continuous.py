@@ -4,19 +4,6 @@ from torch import nn
 from torch.distributions import MixtureSameFamily, Normal, Uniform
 
 from vaelab import widgets
-from vaelab.continuous import ContinuousMixture
-
-F64 = torch.float64
-
-
-def arc(z):
-    return torch.cat([2 * torch.sin(1.1 * z), 2 * torch.cos(1.1 * z) - 0.5], -1)
-
-
-@pytest.fixture
-def mixture():
-    return ContinuousMixture(arc, obs_scale=0.25, prior=Normal(torch.tensor(0.0, dtype=F64), torch.tensor(1.0, dtype=F64)))
-
 
 def test_components_widget_callback_gets_closer_to_the_continuum(mixture):
     w = widgets.components_widget(mixture, n_components=3, resolution=40)
@@ -38,7 +25,7 @@ def test_components_widget_redraws_when_a_control_moves(mixture):
     assert w.image.value[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_prior_widget_callback_draws_each_prior(mixture):
+def test_prior_widget_callback_draws_each_prior(arc):
     w = widgets.prior_widget(arc, obs_scale=0.25, resolution=40)
     assert w.scale_slider.continuous_update is False
     for kind, family in (("normal", Normal), ("uniform", Uniform), ("two-bump", MixtureSameFamily)):
@@ -60,7 +47,7 @@ def test_prior_widget_follows_a_float32_decoder():
     assert mix.prior.mean.dtype == torch.float32
 
 
-def test_widget_arguments_are_checked(mixture):
+def test_widget_arguments_are_checked(mixture, arc):
     with pytest.raises(ValueError, match=r"`n_components` must be at most max_components=10, got 11"):
         widgets.components_widget(mixture, n_components=11, max_components=10)
     with pytest.raises(ValueError, match=r"`nodes` must be one of"):

@@ -69,6 +69,16 @@ class ELBOTerms(NamedTuple):
 def _linear_layers(module: nn.Module) -> list[nn.Linear]:
     return [m for m in module.modules() if isinstance(m, nn.Linear)]
 
+
+def _data_dim(enc_layers: list[nn.Linear], data_dim: int | None) -> int:
+    """``data_dim`` as given, else the input width of the encoder's first nn.Linear."""
+    if data_dim is None:
+        if not enc_layers:
+            raise ValueError("`data_dim` could not be read off the encoder (it has no nn.Linear); pass data_dim=")
+        data_dim = enc_layers[0].in_features
+    return check_positive_int(data_dim, "data_dim")
+
+
 def _set_obs_scale(model: nn.Module, likelihood: str, obs_scale: float | None) -> None:
     """Give ``model`` its ``log_obs_scale``: a parameter (learned σ), a buffer (fixed σ) or None (Bernoulli)."""
     if likelihood == "bernoulli" and obs_scale is not None:
@@ -128,11 +138,7 @@ class VAE(nn.Module):
                 raise ValueError("`latent_dim` could not be read off the encoder (its last nn.Linear must "
                                  "output 2·latent_dim numbers); pass latent_dim=")
         self.latent_dim = check_positive_int(latent_dim, "latent_dim")
-        if data_dim is None:
-            if not enc_layers:
-                raise ValueError("`data_dim` could not be read off the encoder (it has no nn.Linear); pass data_dim=")
-            data_dim = enc_layers[0].in_features
-        self.data_dim = check_positive_int(data_dim, "data_dim")
+        self.data_dim = _data_dim(enc_layers, data_dim)
         if enc_layers and enc_layers[-1].out_features != 2 * self.latent_dim:
             raise ValueError(f"`encoder` must output 2·latent_dim = {2 * self.latent_dim} numbers (mean then "
                              f"log-variance), its last nn.Linear outputs {enc_layers[-1].out_features}")

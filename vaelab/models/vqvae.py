@@ -20,7 +20,7 @@ from torch import nn
 
 from .._validation import (as_tensor, check_choice, check_finite, check_fraction, check_nonnegative,
                            check_positive_int)
-from .vae import LIKELIHOODS, VAE, _linear_layers, _set_obs_scale, mlp
+from .vae import LIKELIHOODS, VAE, _data_dim, _linear_layers, _set_obs_scale, mlp
 
 __all__ = [
     "VQVAE",
@@ -273,11 +273,7 @@ class VQVAE(nn.Module):
                                  "n_latents · code_dim numbers); pass code_dim=")
             code_dim = enc_layers[-1].out_features // self.n_latents
         self.code_dim = check_positive_int(code_dim, "code_dim")
-        if data_dim is None:
-            if not enc_layers:
-                raise ValueError("`data_dim` could not be read off the encoder (it has no nn.Linear); pass data_dim=")
-            data_dim = enc_layers[0].in_features
-        self.data_dim = check_positive_int(data_dim, "data_dim")
+        self.data_dim = _data_dim(enc_layers, data_dim)
         width = self.n_latents * self.code_dim
         if enc_layers and enc_layers[-1].out_features != width:
             raise ValueError(f"`encoder` must output n_latents · code_dim = {width} numbers, "

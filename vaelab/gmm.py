@@ -22,6 +22,7 @@ import torch
 
 from ._validation import (as_tensor, check_2d, check_choice, check_finite, check_nonnegative,
                           check_positive_int, check_probabilities)
+from .compare import gmm_n_parameters
 from .device import get_device
 
 __all__ = ["GaussianMixture", "ConvergenceWarning", "NotFittedError", "EMPath", "em_path", "start_at_points",
@@ -658,10 +659,8 @@ class GaussianMixture:
         return self._output(self._log_prob_resp(X)[1].argmax(1), X)
 
     def _n_parameters(self) -> int:
-        """Free parameters: K−1 weights, K·D means and the covariances."""
-        K, D = self.n_components, self.n_features_in_
-        cov_params = {"full": K * D * (D + 1) // 2, "diag": K * D, "spherical": K}[self.covariance_type]
-        return int(cov_params + K * D + K - 1)
+        """Free parameters: K−1 weights, K·D means and the covariances (``compare.gmm_n_parameters``)."""
+        return gmm_n_parameters(self.n_components, self.n_features_in_, self.covariance_type)
 
     def bic(self, X: Any) -> float:
         """Bayesian information criterion, −2 log p(X) + (number of parameters) · log N; lower is better."""

@@ -6,20 +6,19 @@ decodes about sixty images and draws them (no training), well under a second.
 from __future__ import annotations
 
 import html
-import io
 from typing import Any
 
 import ipywidgets as widgets
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .._validation import check_positive, check_positive_int
 from ..plot.discrete import digits_on_demand as digits_figure
+from ._frame import _Frame, _png
 
 __all__ = ["DigitsOnDemand", "digits_on_demand"]
 
 
-class DigitsOnDemand:
+class DigitsOnDemand(_Frame):
     """A conditional VAE's digits on demand: buttons for the class c, sliders for z_1 and z_2.
 
     ``draw(digit, z1, z2)`` is the callback and returns the figure; ``update()`` redraws from the
@@ -43,17 +42,8 @@ class DigitsOnDemand:
         self.z1_slider = widgets.FloatSlider(description="z₁", **slider)
         self.z2_slider = widgets.FloatSlider(description="z₂", disabled=model.latent_dim < 2, **slider)
         self.controls = [self.digit_buttons, self.z1_slider, self.z2_slider]
-        self.text = widgets.HTML()
-        self.image = widgets.Image(format="png")
-        for control in self.controls:
-            control.observe(lambda change: self.update(), names="value")
-        self.widget = widgets.VBox([self.digit_buttons, widgets.HBox([self.z1_slider, self.z2_slider]),
-                                    self.text, self.image])
-        self.widget.add_class("vaelab-digits-on-demand")
-        self.image.add_class("vaelab-digits-on-demand-figure")
-        self.figure = Figure(figsize=(10, 3.4))
-        FigureCanvasAgg(self.figure)
-        self.update()
+        self._build("digits-on-demand", figsize=(10, 3.4),
+                    rows=[self.digit_buttons, widgets.HBox([self.z1_slider, self.z2_slider])])
 
     def draw(self, digit: int, z1: float, z2: float) -> Figure:
         """The figure for class ``digit`` at the latent point (z1, z2) (see ``vaelab.plot.digits_on_demand``)."""
@@ -61,20 +51,9 @@ class DigitsOnDemand:
 
     def render(self, digit: int, z1: float, z2: float) -> tuple[str, bytes]:
         fig = self.draw(digit, z1, z2)
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=self.dpi)
         text = (f"<pre style='margin:0'>{html.escape(f'c = {digit}: E[x | z, c] at z = ({z1:.2f}, {z2:.2f})')}"
                 " — move z to change the style, c to change the digit</pre>")
-        return text, buffer.getvalue()
-
-    def update(self) -> None:
-        """Redraw for the controls' current values."""
-        self.text.value, self.image.value = self.render(*(c.value for c in self.controls))
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
+        return text, _png(fig, self.dpi)
 
 
 def digits_on_demand(model: Any, **kwargs) -> DigitsOnDemand:

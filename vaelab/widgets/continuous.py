@@ -8,17 +8,16 @@ of x change. Every change only draws (no training), in well under a second.
 from __future__ import annotations
 
 import html
-import io
 from typing import Any, Callable
 
 import ipywidgets as widgets
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .._validation import check_choice, check_positive, check_positive_int
 from ..continuous import NODES, PRIOR_KINDS, ContinuousMixture, example_prior, mixture_log_prob
 from ..plot.continuous import components_figure, mixture_extent, prior_figure
+from ._frame import _Frame, _png
 
 __all__ = ["ComponentsWidget", "PriorWidget", "components_widget", "prior_widget"]
 
@@ -26,41 +25,7 @@ NODE_LABELS = {"quadrature": "Gauss–Hermite nodes", "quantile": "prior quantil
 PRIOR_LABELS = {"normal": "normal", "uniform": "uniform", "two-bump": "two bumps"}
 
 
-def _png(fig: Figure, dpi: int) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
-
-
-class _Dashboard:
-    """What both widgets share: a row of controls, a line of text, a PNG figure, and ``update()``."""
-
-    controls: list[widgets.Widget]
-
-    def _build(self, name: str, figsize=(9, 3.4)) -> None:
-        self.text = widgets.HTML()
-        self.image = widgets.Image(format="png")
-        for control in self.controls:
-            control.observe(lambda change: self.update(), names="value")
-        self.widget = widgets.VBox([widgets.HBox(self.controls), self.text, self.image])
-        self.widget.add_class(f"vaelab-{name}")
-        self.image.add_class(f"vaelab-{name}-figure")
-        self.figure = Figure(figsize=figsize)
-        FigureCanvasAgg(self.figure)
-        self.update()
-
-    def update(self) -> None:
-        """Redraw for the controls' current values."""
-        text, png = self.render(*(c.value for c in self.controls))
-        self.text.value, self.image.value = text, png
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
-
-
-class ComponentsWidget(_Dashboard):
+class ComponentsWidget(_Frame):
     """K components N(f(z_k), σ²I) with weights π_k from p(z): a slider for K, a dropdown for the nodes.
 
     ``draw(n_components, nodes)`` is the callback (it returns the figure and the gap to the
@@ -117,7 +82,7 @@ class ComponentsWidget(_Dashboard):
         return text, _png(fig, self.dpi)
 
 
-class PriorWidget(_Dashboard):
+class PriorWidget(_Frame):
     """The same curve f(z) under different priors p(z): a dropdown for the shape, a slider for the spread.
 
     ``draw(kind, scale)`` is the callback (it returns the figure and the mixture it drew).

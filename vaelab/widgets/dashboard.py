@@ -8,7 +8,6 @@ training a tiny model on every change, and the lesson reports which answers fast
 from __future__ import annotations
 
 import html
-import io
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -24,6 +23,7 @@ from ..models import VAE
 from ..plot.knobs import KnobsFigure
 from ..priors import PRIORS, make_prior
 from ..train import fit
+from ._frame import _png
 
 __all__ = ["BETAS", "PRIOR_LABELS", "BetaPriorDashboard", "KnobsTrainer", "beta_prior_dashboard"]
 
@@ -186,13 +186,12 @@ class BetaPriorDashboard:
         summary = diagnose(model, x, threshold=self.threshold)
         title = f"β = {_beta_label(beta)}, prior: {PRIOR_LABELS[prior]}"
         self._view.draw(model, x, self.y, title=title)
-        buffer = io.BytesIO()
-        self._view.fig.savefig(buffer, format="png", dpi=self.dpi)
+        png = _png(self._view.fig, self.dpi)
         text = (f"<pre style='margin:0'>{html.escape(title)}\n{html.escape(str(summary))}\n"
                 f"(averages per example of X; rate + distortion = −ELBO)</pre>")
         if self.cache:
-            self._shown[key] = (text, buffer.getvalue())
-        return text, buffer.getvalue()
+            self._shown[key] = (text, png)
+        return text, png
 
     def update(self) -> None:
         """Redraw for the controls' current values."""

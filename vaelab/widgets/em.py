@@ -6,29 +6,22 @@ only draws (well under a second).
 from __future__ import annotations
 
 import html
-import io
 from typing import Any
 
 import ipywidgets as widgets
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .._validation import check_2d, check_choice, check_positive_int
 from ..gmm import COVARIANCE_TYPES, INIT_PARAMS, EMPath, em_path, start_at_points
 from ..plot.mixtures import em_figure
+from ._frame import _Frame, _png
 
 __all__ = ["EMWidget", "em_widget"]
 
 
 
-def _png(fig: Figure, dpi: int) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
-    return buffer.getvalue()
-
-
-class EMWidget:
+class EMWidget(_Frame):
     """Sliders for K and for the EM iteration (with a play button), a line of text and the figure.
 
     ``draw(n_components, iteration)`` is the callback: it returns the figure (the mixture θ_t over
@@ -67,17 +60,8 @@ class EMWidget:
                                                   continuous_update=False)
         self.play = widgets.Play(value=0, min=0, max=self.n_iter, interval=500, description="run EM")
         widgets.jslink((self.play, "value"), (self.iteration_slider, "value"))
-        self.text = widgets.HTML()
-        self.image = widgets.Image(format="png")
-        for control in (self.k_slider, self.iteration_slider):
-            control.observe(lambda change: self.update(), names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.k_slider, self.play, self.iteration_slider]),
-                                    self.text, self.image])
-        self.widget.add_class("vaelab-em")
-        self.image.add_class("vaelab-em-figure")
-        self.figure = Figure(figsize=(9, 3.6))
-        FigureCanvasAgg(self.figure)
-        self.update()
+        self.controls = [self.k_slider, self.iteration_slider]
+        self._build("em", figsize=(9, 3.6), rows=[widgets.HBox([self.k_slider, self.play, self.iteration_slider])])
 
     def path(self, n_components: int) -> EMPath:
         """EM's iterates for ``n_components`` components, computed on first use and cached."""
@@ -105,15 +89,6 @@ class EMWidget:
         fig = self.draw(n_components, iteration)
         text = f"<pre style='margin:0'>{html.escape(self.describe(n_components, iteration))}</pre>"
         return text, _png(fig, self.dpi)
-
-    def update(self) -> None:
-        """Redraw for the sliders' current values."""
-        self.text.value, self.image.value = self.render(self.k_slider.value, self.iteration_slider.value)
-
-    def _ipython_display_(self) -> None:
-        from IPython.display import display
-
-        display(self.widget)
 
 
 def em_widget(x: Any, **kwargs: Any) -> EMWidget:

@@ -12,6 +12,8 @@ import nbformat
 from nbclient import NotebookClient
 
 os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ["VAELAB_STRICT"] = "1"  # a trained number outside its stated band stops the run
+os.environ.setdefault("VAELAB_DEVICE", "cpu")  # stored outputs are CPU outputs
 os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
 
 

@@ -25,9 +25,10 @@ _LAZY = {
     "fit": "train",
     "History": "train",
     "BernoulliMixture": "bernoulli_mixture",
+    "about": "trained",
 }
 _SUBMODULES = ("data", "gmm", "continuous", "priors", "models", "objectives", "diagnostics",
-               "train", "plot", "widgets", "checks", "device", "compare", "bernoulli_mixture")
+               "train", "plot", "widgets", "checks", "device", "compare", "bernoulli_mixture", "trained")
 
 __all__ = ["get_device", "seed_everything", *_LAZY, *_SUBMODULES]
 

@@ -24,7 +24,7 @@ def test_dequantized_log_pmf_accepts_the_reference(capsys):
     (lambda lp, d, L: lp - math.log(L), r"you subtracted log L once"),
     (lambda lp, d, L: lp - d * math.log2(L), r"you used log base 2"),
     (lambda lp, d, L: lp, r"log P\(v\) for D = 64, L = 17 is off by up to 181"),
-    (lambda lp, d, L: "no", r"return a number or a torch.Tensor, got str"),
+    (lambda lp, d, L: "no", r"should be a torch.Tensor \(or numbers\), got str"),
 ])
 def test_dequantized_log_pmf_names_the_mistake(wrong, msg):
     with pytest.raises(ExerciseError, match=msg):

@@ -29,7 +29,7 @@ def test_reparameterize_accepts_the_reference(capsys):
     (lambda mu, logvar: mu + torch.randn_like(mu) * torch.exp(0.5 * logvar.detach()), "no gradient reaches logvar"),
     (lambda mu, logvar: torch.normal(mu, torch.exp(0.5 * logvar)), "dz/dmu is off by up to 1"),
     (lambda mu, logvar: mu[:, :1] + torch.randn_like(mu[:, :1]), "z should have the shape of mu"),
-    (lambda mu, logvar: (mu + torch.exp(0.5 * logvar)).tolist(), "return a torch.Tensor, got list"),
+    (lambda mu, logvar: (mu + torch.exp(0.5 * logvar)).tolist(), "z is not differentiable"),
 ])
 def test_reparameterize_rejects_typical_mistakes(wrong, msg):
     with pytest.raises(ExerciseError, match=msg):
@@ -55,7 +55,7 @@ def test_gaussian_kl_accepts_the_reference_and_the_seeds_form(capsys):
     (lambda mu, logvar: 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(0), "summed over the wrong axis"),
     (lambda mu, logvar: 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(), "got one number for the whole batch"),
     (lambda mu, logvar: 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar), "got one KL per latent dimension"),
-    (lambda mu, logvar: 0.5 * (mu.pow(2) + logvar - 1 - logvar.log()).sum(-1), "the KL is off by up to"),
+    (lambda mu, logvar: 0.5 * (mu.pow(2) + logvar - 1 - logvar.log()).sum(-1), "the KL contains .*NaN"),
 ])
 def test_gaussian_kl_rejects_typical_mistakes(wrong, msg):
     with pytest.raises(ExerciseError, match=msg):

@@ -7,17 +7,20 @@ import numbers
 
 import torch
 
-from ._core import ExerciseError, check_close, passed
+from .. import compare as _compare
+from ._core import ExerciseError, as_tensor, call, check_close, checker
 
 __all__ = ["dequantized_log_pmf", "gmm_n_parameters", "mixture_rate_bits"]
 
 
 def _as_tensor(out, exercise: str) -> torch.Tensor:
-    if isinstance(out, torch.Tensor):
-        return out.detach().to(torch.float64)
-    if isinstance(out, numbers.Real) and not isinstance(out, bool):
-        return torch.tensor(float(out), dtype=torch.float64)
-    raise ExerciseError(f"{exercise}: return a number or a torch.Tensor, got {type(out).__name__}.")
+    if isinstance(out, bool):
+        raise ExerciseError(f"{exercise}: return a number or a torch.Tensor, got the bool {out}.")
+    return as_tensor(out, exercise, "the result", dtype=torch.float64)
+
+
+def _mixture_rate_bits_reference(resp, weights):
+    return _compare.mixture_rate(resp, weights) / math.log(2)
 
 
 def _match(got: torch.Tensor, candidates: dict[str, torch.Tensor], exercise: str) -> None:
@@ -27,14 +30,21 @@ def _match(got: torch.Tensor, candidates: dict[str, torch.Tensor], exercise: str
             raise ExerciseError(f"{exercise}: {mistake}")
 
 
-def dequantized_log_pmf(fn) -> None:
-    """Check ``fn(log_density, n_features, n_levels) -> log_pmf``: log P(v) ≥ log p(x) − D log L per example."""
+@checker("dequantized_log_pmf", _compare.dequantized_log_pmf)
+def dequantized_log_pmf(fn):
+    """Check ``fn(log_density, n_features, n_levels) -> log_pmf``: log P(v) ≥ log p(x) − D log L per example.
+
+    Returns ``fn`` if it passes, else ``vaelab.compare.dequantized_log_pmf``.
+
+    >>> dequantized_log_pmf = dequantized_log_pmf(_compare.dequantized_log_pmf)
+    Correct: dequantized_log_pmf passes every check.
+    """
     exercise = "dequantized_log_pmf"
     g = torch.Generator().manual_seed(0)
     for n_features, n_levels in ((64, 17), (3, 5)):
         log_density = 50 * torch.randn(4, generator=g, dtype=torch.float64)
         expected = log_density - n_features * math.log(n_levels)
-        got = _as_tensor(fn(log_density.clone(), n_features, n_levels), exercise)
+        got = _as_tensor(call(fn, exercise, log_density, n_features, n_levels), exercise)
         _match(got, {
             "you added D·log L. Each bin is 1/L wide, so P(v) ≈ p(x) · (1/L)^D: subtract D·log L.":
                 log_density + n_features * math.log(n_levels),
@@ -47,7 +57,6 @@ def dequantized_log_pmf(fn) -> None:
         }, exercise)
         check_close(got, expected, exercise, f"log P(v) for D = {n_features}, L = {n_levels}",
                     hint="log P(v) ≈ log_density − n_features · log(n_levels).", rtol=1e-9, atol=1e-9)
-    passed(exercise)
 
 
 def _reference_count(k: int, d: int, covariance_type: str) -> int:
@@ -55,11 +64,18 @@ def _reference_count(k: int, d: int, covariance_type: str) -> int:
     return (k - 1) + k * d + covariances
 
 
-def gmm_n_parameters(fn) -> None:
-    """Check ``fn(n_components, n_features, covariance_type) -> int`` for "full" and "diag" covariances."""
+@checker("gmm_n_parameters", _compare.gmm_n_parameters)
+def gmm_n_parameters(fn):
+    """Check ``fn(n_components, n_features, covariance_type) -> int`` for "full" and "diag" covariances.
+
+    Returns ``fn`` if it passes, else ``vaelab.compare.gmm_n_parameters``.
+
+    >>> gmm_n_parameters = gmm_n_parameters(_compare.gmm_n_parameters)
+    Correct: gmm_n_parameters passes every check.
+    """
     exercise = "gmm_n_parameters"
     for k, d, cov in ((3, 2, "full"), (5, 3, "diag"), (10, 64, "full"), (10, 64, "diag"), (1, 64, "full")):
-        out = fn(k, d, cov)
+        out = call(fn, exercise, k, d, cov)
         if isinstance(out, torch.Tensor) and out.numel() == 1:
             out = out.item()
         if isinstance(out, bool) or not isinstance(out, numbers.Real) or float(out) != int(out):
@@ -92,7 +108,6 @@ def gmm_n_parameters(fn) -> None:
             raise ExerciseError(f"{exercise} {case}: {mistakes[got]}")
         raise ExerciseError(f"{exercise} {case}: expected {expected} parameters, got {got}; count K − 1 weights, "
                             "K·D means and the covariances (K·D(D + 1)/2 full, K·D diag).")
-    passed(exercise)
 
 
 def _rate_bits(resp: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -100,14 +115,21 @@ def _rate_bits(resp: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return kl.mean() / math.log(2)
 
 
-def mixture_rate_bits(fn) -> None:
-    """Check ``fn(resp, weights) -> bits``: mean_n KL(p(k | x_n) || π) in bits."""
+@checker("mixture_rate_bits", _mixture_rate_bits_reference)
+def mixture_rate_bits(fn):
+    """Check ``fn(resp, weights) -> bits``: mean_n KL(p(k | x_n) || π) in bits.
+
+    Returns ``fn`` if it passes, else vaelab's reference (``compare.mixture_rate`` / log 2).
+
+    >>> mixture_rate_bits = mixture_rate_bits(_mixture_rate_bits_reference)
+    Correct: mixture_rate_bits passes every check.
+    """
     exercise = "mixture_rate_bits"
     g = torch.Generator().manual_seed(0)
     resp = torch.softmax(3 * torch.randn(6, 4, generator=g, dtype=torch.float64), dim=1)  # no zeros: every formula is finite
     weights = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
     expected = _rate_bits(resp, weights)
-    got = _as_tensor(fn(resp.clone(), weights.clone()), exercise)
+    got = _as_tensor(call(fn, exercise, resp, weights), exercise)
     if got.numel() != 1:
         raise ExerciseError(f"{exercise}: return one number, the average over examples; got shape "
                             f"{tuple(got.shape)}. Sum over components, then take the mean over examples.")
@@ -128,10 +150,9 @@ def mixture_rate_bits(fn) -> None:
                 hint="rate = mean over n of Σ_k γ_nk log2(γ_nk / π_k).")
     # hard assignments: a responsibility of exactly 0 must contribute 0, not 0 · log 0 = NaN
     hard = torch.eye(4, dtype=torch.float64)
-    got = _as_tensor(fn(hard.clone(), weights.clone()), exercise).reshape(())
+    got = _as_tensor(call(fn, exercise, hard, weights), exercise).reshape(())
     if torch.isnan(got):
         raise ExerciseError(f"{exercise}: got NaN when a responsibility is exactly 0: 0 · log 0 must count as 0 "
                             "(use torch.xlogy(resp, resp / weights), or clamp resp before the log).")
     check_close(got, _rate_bits(hard, weights), exercise, "the rate of hard assignments",
                 rtol=1e-6, atol=1e-9, hint="0 · log 0 counts as 0.")
-    passed(exercise)

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from ._core import ExerciseError, check_close, passed
+from ._core import ExerciseError, as_tensor, call, check_close, checker
 from ..continuous import LinearDecoder, isotropic_log_prob, log_mean_exp
 from ..continuous import ppca_covariance as _ppca_covariance
 
@@ -15,13 +15,7 @@ _F64 = torch.float64
 
 
 def _call(fn, exercise: str, *args) -> torch.Tensor:
-    try:
-        out = fn(*args)
-    except NotImplementedError:
-        raise ExerciseError(f"{exercise}: the body is not written yet (it raises NotImplementedError).") from None
-    if out is None:
-        raise ExerciseError(f"{exercise}: the function returned None; did you forget `return`?")
-    return torch.as_tensor(out).detach()
+    return as_tensor(call(fn, exercise, *args), exercise, "the result", dtype=_F64)
 
 
 def _near(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-5) -> bool:
@@ -39,10 +33,19 @@ def _mc_case(far: bool):
     return x, z, decoder, 0.7
 
 
-def mc_log_prob(fn) -> None:
+def _mc_log_prob_reference(x, z, decoder, obs_scale):
+    return log_mean_exp(isotropic_log_prob(x, decoder(z), obs_scale), dim=1)
+
+
+@checker("mc_log_prob", _mc_log_prob_reference)
+def mc_log_prob(fn):
     """Check ``fn(x, z, decoder, obs_scale)``: log (1/S) Σ_s N(x; decoder(z_s), σ²I) for each row of x.
 
-    x of shape (B, D), z of shape (S, L) drawn from the prior; returns shape (B,).
+    x of shape (B, D), z of shape (S, L) drawn from the prior; returns shape (B,). Returns ``fn`` if
+    it passes, else vaelab's reference.
+
+    >>> mc_log_prob = mc_log_prob(_mc_log_prob_reference)
+    Correct: mc_log_prob passes every check.
     """
     exercise = "mc_log_prob"
     for far in (False, True):
@@ -76,11 +79,17 @@ def mc_log_prob(fn) -> None:
                                 f"(you used σ as the variance).")
         check_close(got, expected, exercise, "log p̂(x)", rtol=1e-5, atol=1e-5,
                     hint="Compute log N(x_b; f(z_s), σ²I) for every pair (shape (B, S)), then log-mean-exp over s.")
-    passed(exercise)
 
 
-def ppca_covariance(fn) -> None:
-    """Check ``fn(W, obs_scale)``: the covariance of x = W z + b + σ ε, that is W Wᵀ + σ² I."""
+@checker("ppca_covariance", _ppca_covariance)
+def ppca_covariance(fn):
+    """Check ``fn(W, obs_scale)``: the covariance of x = W z + b + σ ε, that is W Wᵀ + σ² I.
+
+    Returns ``fn`` if it passes, else vaelab's ``continuous.ppca_covariance``.
+
+    >>> ppca_covariance = ppca_covariance(_ppca_covariance)
+    Correct: ppca_covariance passes every check.
+    """
     exercise = "ppca_covariance"
     g = torch.Generator().manual_seed(0)
     cases = [(torch.randn(4, 2, generator=g, dtype=_F64), 0.5),   # D > L: the usual case
@@ -103,4 +112,3 @@ def ppca_covariance(fn) -> None:
                                 f"covariance is σ²I.")
         check_close(got, expected, exercise, "the covariance", rtol=1e-6, atol=1e-8,
                     hint="C = W @ W.T + obs_scale**2 * torch.eye(D).")
-    passed(exercise)

@@ -11,34 +11,40 @@ from typing import Callable
 
 import torch
 
-from ._core import ExerciseError, check_close, passed
+from ..models import vqvae
+from ._core import ExerciseError, as_tensor, call, check_close, checker
 
 __all__ = ["code_perplexity", "nearest_code", "one_hot_condition", "straight_through"]
 
 
-def _call(fn: Callable, exercise: str, *args):
-    try:
-        return fn(*args)
-    except NotImplementedError:
-        raise ExerciseError(f"{exercise}: the function still raises NotImplementedError; write its body.") from None
-    except Exception as err:  # the student's error, shown with the case that caused it
-        raise ExerciseError(f"{exercise}: calling it raised {type(err).__name__}: {err}") from err
+def _call(fn: Callable, exercise: str, *args, copy: bool = True):
+    return call(fn, exercise, *args, copy=copy)
 
 
-def _as_tensor(out, exercise: str, what: str) -> torch.Tensor:
-    if not isinstance(out, torch.Tensor):
-        try:
-            out = torch.as_tensor(out)
-        except Exception:
-            raise ExerciseError(f"{exercise}: should return {what} (a tensor), got {type(out).__name__}.") from None
-    return out
+def _as_tensor(out, exercise: str, what: str, keep_grad: bool = False) -> torch.Tensor:
+    return as_tensor(out, exercise, what, dtype=None, keep_grad=keep_grad)
+
+
+def _one_hot_condition_reference(x, labels, n_classes):
+    return torch.cat([x, torch.nn.functional.one_hot(labels, n_classes).to(x.dtype)], dim=1)
+
+
+def _code_perplexity_reference(counts):
+    return torch.tensor(vqvae.perplexity(counts))
 
 
 # ---------------------------------------------------------------- CVAE: the condition
 
 
-def one_hot_condition(fn: Callable) -> None:
-    """Check ``fn(x, labels, n_classes) -> [x, one_hot(labels)]`` of shape (B, data_dim + n_classes)."""
+@checker("one_hot_condition", _one_hot_condition_reference)
+def one_hot_condition(fn: Callable) -> Callable:
+    """Check ``fn(x, labels, n_classes) -> [x, one_hot(labels)]`` of shape (B, data_dim + n_classes).
+
+    Returns ``fn`` if it passes, else the reference.
+
+    >>> one_hot_condition = one_hot_condition(_one_hot_condition_reference)
+    Correct: one_hot_condition passes every check.
+    """
     exercise = "one_hot_condition"
     x = torch.tensor([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [0.7, 0.8, 0.9], [1.0, 0.0, 0.5]])  # (4, 3)
     labels = torch.tensor([2, 0, 1, 2])  # no example of classes 3 and 4
@@ -68,14 +74,20 @@ def one_hot_condition(fn: Callable) -> None:
                             "the order vaelab's CVAE uses.")
     check_close(out.float(), expected, exercise, "[x, one_hot(labels)]",
                 hint="The first data_dim columns must be x unchanged, then a single 1 in column data_dim + label.")
-    passed(exercise)
 
 
 # ---------------------------------------------------------------- VQ-VAE: quantization
 
 
-def nearest_code(fn: Callable) -> None:
-    """Check ``fn(z_e, codebook) -> indices``: argmin_k ||z_e − e_k||², int tensor of shape (B,)."""
+@checker("nearest_code", vqvae.nearest_code)
+def nearest_code(fn: Callable) -> Callable:
+    """Check ``fn(z_e, codebook) -> indices``: argmin_k ||z_e − e_k||², int tensor of shape (B,).
+
+    Returns ``fn`` if it passes, else ``vqvae.nearest_code``.
+
+    >>> nearest_code = nearest_code(vqvae.nearest_code)
+    Correct: nearest_code passes every check.
+    """
     exercise = "nearest_code"
     # codes of very different norms: "largest inner product" and "nearest" disagree here
     codebook = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0], [10.0, 10.0]])  # (K=4, D=2)
@@ -110,19 +122,25 @@ def nearest_code(fn: Callable) -> None:
     z_e, codebook = torch.randn(50, 3, generator=g), torch.randn(7, 3, generator=g)
     out = _as_tensor(_call(fn, exercise, z_e, codebook), exercise, "the indices")
     check_close(out, torch.cdist(z_e, codebook).argmin(1), exercise, "the indices on 50 random vectors and 7 codes")
-    passed(exercise)
 
 
 # ---------------------------------------------------------------- VQ-VAE: the straight-through estimator
 
 
-def straight_through(fn: Callable) -> None:
-    """Check ``fn(z_e, z_q)``: the value of z_q, and the gradient passed to z_e unchanged (none to the codebook)."""
+@checker("straight_through", vqvae.straight_through)
+def straight_through(fn: Callable) -> Callable:
+    """Check ``fn(z_e, z_q)``: the value of z_q, and the gradient passed to z_e unchanged (none to the codebook).
+
+    Returns ``fn`` if it passes, else ``vqvae.straight_through``.
+
+    >>> straight_through = straight_through(vqvae.straight_through)
+    Correct: straight_through passes every check.
+    """
     exercise = "straight_through"
     codebook = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], requires_grad=True)
     z_e = torch.tensor([[0.2, -0.1], [0.9, 0.3], [-0.2, 0.8]], requires_grad=True)
     z_q = codebook[torch.tensor([0, 1, 2])]  # what quantization gives: rows of the codebook, in its graph
-    out = _as_tensor(_call(fn, exercise, z_e, z_q), exercise, "the decoder's input")
+    out = _as_tensor(_call(fn, exercise, z_e, z_q, copy=False), exercise, "the decoder's input", keep_grad=True)
     if out.shape != z_e.shape:
         raise ExerciseError(f"{exercise}: should return a tensor of the shape of z_e {tuple(z_e.shape)}, "
                             f"got {tuple(out.shape)}.")
@@ -151,14 +169,20 @@ def straight_through(fn: Callable) -> None:
     if to_codebook:
         raise ExerciseError(f"{exercise}: the decoder's gradient leaks into the codebook; the codes learn from the "
                             "codebook loss only. Detach (z_q − z_e) as a whole.")
-    passed(exercise)
 
 
 # ---------------------------------------------------------------- VQ-VAE: how many codes are used
 
 
-def code_perplexity(fn: Callable) -> None:
-    """Check ``fn(counts) -> exp(H(p))`` with p = counts / Σ counts and 0 · log 0 = 0."""
+@checker("code_perplexity", _code_perplexity_reference)
+def code_perplexity(fn: Callable) -> Callable:
+    """Check ``fn(counts) -> exp(H(p))`` with p = counts / Σ counts and 0 · log 0 = 0.
+
+    Returns ``fn`` if it passes, else the reference.
+
+    >>> code_perplexity = code_perplexity(_code_perplexity_reference)
+    Correct: code_perplexity passes every check.
+    """
     exercise = "code_perplexity"
     cases = [([5, 5, 0, 0], 2.0), ([3, 3, 3, 3], 4.0), ([7, 0, 0], 1.0), ([1, 2, 3, 4, 0], None)]
     for counts, expected in cases:
@@ -183,4 +207,3 @@ def code_perplexity(fn: Callable) -> None:
             raise ExerciseError(f"{exercise}: the counts were used as probabilities; divide them by their total first.")
         if not math.isclose(got, expected, rel_tol=1e-4, abs_tol=1e-6):
             raise ExerciseError(f"{exercise}: counts {counts.long().tolist()} should give {expected:.4g}, got {got:.4g}.")
-    passed(exercise)

@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 
 from .. import gmm
-from ._core import ExerciseError, check_close, passed
+from ._core import ExerciseError, as_tensor, call, check_close, checker
 
 __all__ = ["e_step", "m_step", "log_likelihood"]
 
@@ -38,25 +38,11 @@ def _case(seed: int = 0, n_samples: int = 8, far: bool = False):
 
 
 def _call(fn: Callable, exercise: str, *args):
-    """Call the student's function on copies (so in-place edits cannot spoil the check)."""
-    copies = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
-    try:
-        out = fn(*copies)
-    except NotImplementedError:
-        raise ExerciseError(f"{exercise}: not implemented yet. Replace `raise NotImplementedError(...)` "
-                            "with your code.") from None
-    except Exception as error:  # the student's code raised: show what and where it came from
-        raise ExerciseError(f"{exercise} raised {type(error).__name__}: {error}") from error
-    if out is None:
-        raise ExerciseError(f"{exercise} returned None: did you forget `return`?")
-    return out
+    return call(fn, exercise, *args)
 
 
 def _tensor(value, exercise: str, what: str) -> torch.Tensor:
-    try:
-        return torch.as_tensor(value).to(F64)
-    except Exception:
-        raise ExerciseError(f"{exercise}: {what} should be a tensor, got {type(value).__name__}.") from None
+    return as_tensor(value, exercise, what, dtype=F64)
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-4, atol: float = 1e-6) -> bool:
@@ -70,10 +56,17 @@ def _log_gauss(x, means, covariances):
 
 # ---------------------------------------------------------------------------- E-step
 
-def e_step(fn: Callable) -> None:
+def _e_step_reference(x, weights, means, covariances):
+    return gmm.e_step(x, weights, means, covariances)
+
+
+@checker("e_step", _e_step_reference)
+def e_step(fn: Callable) -> Callable:
     """Check ``fn(x, weights, means, covariances) -> resp`` of shape (n_samples, n_components).
 
-    >>> e_step(lambda x, w, m, c: gmm.e_step(x, w, m, c))
+    Returns ``fn`` if it passes, else vaelab's reference E-step.
+
+    >>> e_step = e_step(lambda x, w, m, c: gmm.e_step(x, w, m, c))
     Correct: e_step passes every check.
     """
     exercise = "e_step"
@@ -103,7 +96,6 @@ def e_step(fn: Callable) -> None:
             "− logsumexp over k, then exponentiate (torch.logsumexp).")
     check_close(got, expected, exercise, "resp for points far from every component",
                 hint="Subtract torch.logsumexp(..., dim=1, keepdim=True) in log space before exponentiating.")
-    passed(exercise)
 
 
 def _diagnose_e_step(got, x, weights, means, covariances) -> None:
@@ -136,10 +128,17 @@ def _diagnose_e_step(got, x, weights, means, covariances) -> None:
 
 # ---------------------------------------------------------------------------- M-step
 
-def m_step(fn: Callable) -> None:
+def _m_step_reference(x, resp, reg_covar=1e-6):
+    return gmm.m_step(x, resp, reg_covar=reg_covar)
+
+
+@checker("m_step", _m_step_reference)
+def m_step(fn: Callable) -> Callable:
     """Check ``fn(x, resp, reg_covar) -> (weights, means, covariances)`` (full covariances).
 
-    >>> m_step(lambda x, resp, reg_covar: gmm.m_step(x, resp, reg_covar=reg_covar))
+    Returns ``fn`` if it passes, else vaelab's reference M-step.
+
+    >>> m_step = m_step(lambda x, resp, reg_covar: gmm.m_step(x, resp, reg_covar=reg_covar))
     Correct: m_step passes every check.
     """
     exercise = "m_step"
@@ -174,7 +173,6 @@ def m_step(fn: Callable) -> None:
                 f"{exercise}: when a component has no responsibility at all (N_k = 0), {name} becomes NaN (0/0). "
                 "Add a tiny number to N_k before dividing, e.g. N_k = resp.sum(0) + 10 * torch.finfo(resp.dtype).eps; "
                 "reg_covar then keeps that component's covariance positive definite.")
-    passed(exercise)
 
 
 def _check_weights(got, expected, resp) -> None:
@@ -240,10 +238,17 @@ def _check_covariances(got, expected, x, resp, nk, means, reg_covar) -> None:
 
 # ---------------------------------------------------------------------------- log-likelihood
 
-def log_likelihood(fn: Callable) -> None:
+def _log_likelihood_reference(x, weights, means, covariances):
+    return gmm.log_likelihood(x, weights, means, covariances)
+
+
+@checker("log_likelihood", _log_likelihood_reference)
+def log_likelihood(fn: Callable) -> Callable:
     """Check ``fn(x, weights, means, covariances) -> log p(x_n)`` of shape (n_samples,).
 
-    >>> log_likelihood(lambda x, w, m, c: gmm.log_likelihood(x, w, m, c))
+    Returns ``fn`` if it passes, else vaelab's reference.
+
+    >>> log_likelihood = log_likelihood(lambda x, w, m, c: gmm.log_likelihood(x, w, m, c))
     Correct: log_likelihood passes every check.
     """
     exercise = "log_likelihood"
@@ -268,7 +273,6 @@ def log_likelihood(fn: Callable) -> None:
             f"{exercise}: −inf (or NaN) for points far from every component: each π_k N(x | μ_k, Σ_k) underflows "
             "to 0, and log 0 = −inf. Never leave log space: torch.logsumexp(log π_k + log N(x | μ_k, Σ_k), dim=1).")
     check_close(got, expected, exercise, "log p(x) for points far from every component", rtol=1e-8, atol=1e-6)
-    passed(exercise)
 
 
 def _diagnose_log_likelihood(got, x, weights, means, covariances) -> None:

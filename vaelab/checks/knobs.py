@@ -11,7 +11,7 @@ import torch
 
 from .. import objectives
 from ..diagnostics import activity
-from ._core import ExerciseError, check_close, passed
+from ._core import ExerciseError, as_tensor, call, check_close, checker
 
 __all__ = ["active_units", "free_bits_kl", "kl_per_dimension"]
 
@@ -27,22 +27,37 @@ def _diagnose(exercise: str, got: torch.Tensor, mistakes: list[tuple[str, torch.
 
 
 def _as_tensor(value, exercise: str, what: str) -> torch.Tensor:
-    if not isinstance(value, (torch.Tensor, float, int)):
-        raise ExerciseError(f"{exercise}: should return {what} as a torch tensor, got {type(value).__name__}.")
-    return torch.as_tensor(value).detach()
+    return as_tensor(value, exercise, what, dtype=torch.float64)
 
 
-def kl_per_dimension(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+def _kl_per_dimension_reference(mu, logvar):
+    return objectives.gaussian_kl(mu, logvar).mean(0)
+
+
+def _active_units_reference(mu, threshold=0.01):
+    return int((activity(mu) > threshold).sum())
+
+
+def _free_bits_kl_reference(kl, free_bits):
+    return objectives.free_bits_kl(kl, free_bits)
+
+
+@checker("kl_per_dimension", _kl_per_dimension_reference)
+def kl_per_dimension(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Callable:
     """Check ``fn(mu, logvar) -> KL_j`` of shape (latent_dim,): E_x KL(N(mu_j, e^logvar_j) || N(0, 1)).
 
     mu, logvar have shape (n_samples, latent_dim); KL_j = mean over rows of ½(mu² + e^logvar − 1 − logvar).
+    Returns ``fn`` if it passes, else vaelab's reference.
+
+    >>> kl_per_dimension = kl_per_dimension(_kl_per_dimension_reference)
+    Correct: kl_per_dimension passes every check.
     """
     exercise = "kl_per_dimension"
     g = torch.Generator().manual_seed(4)
     mu = torch.randn(6, 3, generator=g, dtype=torch.float64)
     logvar = 0.8 * torch.randn(6, 3, generator=g, dtype=torch.float64)
     mu_in, logvar_in = mu.clone(), logvar.clone()
-    got = _as_tensor(fn(mu_in, logvar_in), exercise, "the KL per dimension")
+    got = _as_tensor(call(fn, exercise, mu_in, logvar_in, copy=False), exercise, "the KL per dimension")
     if not (torch.equal(mu_in, mu) and torch.equal(logvar_in, logvar)):
         raise ExerciseError(f"{exercise}: changed mu or logvar in place; compute new tensors instead.")
     per_example = objectives.gaussian_kl(mu, logvar)  # (B, L)
@@ -65,16 +80,20 @@ def kl_per_dimension(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -
                 hint="Use KL_j = ½(mu_j² + exp(logvar_j) − 1 − logvar_j), averaged over the rows.")
     if (got < 0).any():
         raise ExerciseError(f"{exercise}: returned a negative KL.")
-    zero = fn(torch.zeros(4, 2, dtype=torch.float64), torch.zeros(4, 2, dtype=torch.float64))
+    zero = call(fn, exercise, torch.zeros(4, 2, dtype=torch.float64), torch.zeros(4, 2, dtype=torch.float64))
     check_close(_as_tensor(zero, exercise, "the KL"), torch.zeros(2, dtype=torch.float64), exercise,
                 "the KL of q = N(0, 1), which is the prior itself,", hint="It must be exactly 0.")
-    passed(exercise)
 
 
-def active_units(fn: Callable[..., int]) -> None:
+@checker("active_units", _active_units_reference)
+def active_units(fn: Callable[..., int]) -> Callable:
     """Check ``fn(mu, threshold=0.01) -> int``: how many columns of mu have Var over rows > threshold.
 
     mu has shape (n_samples, latent_dim), the posterior means E_q[z|x_n] (Burda et al., 2016).
+    Returns ``fn`` if it passes, else vaelab's reference.
+
+    >>> active_units = active_units(_active_units_reference)
+    Correct: active_units passes every check.
     """
     exercise = "active_units"
     g = torch.Generator().manual_seed(5)
@@ -87,7 +106,7 @@ def active_units(fn: Callable[..., int]) -> None:
     expected = int((activity(mu) > 0.01).sum())  # 2
 
     def run(x: torch.Tensor, threshold: float) -> int:
-        got = fn(x.clone(), threshold=threshold)
+        got = call(fn, exercise, x, threshold=threshold)
         if isinstance(got, torch.Tensor) and got.numel() != 1:
             raise ExerciseError(f"{exercise}: returned a tensor of shape {tuple(got.shape)}; return the number "
                                 "of active units (one integer), e.g. int((variances > threshold).sum()).")
@@ -114,19 +133,23 @@ def active_units(fn: Callable[..., int]) -> None:
                             "Active means Var over the rows of mu (dim 0) > threshold.")
     if run(mu, 0.5) != 1 or run(mu, 1e-4) != 3:
         raise ExerciseError(f"{exercise}: ignores the `threshold` argument (try threshold=0.5: one unit is active).")
-    passed(exercise)
 
 
-def free_bits_kl(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> None:
+@checker("free_bits_kl", _free_bits_kl_reference)
+def free_bits_kl(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> Callable:
     """Check ``fn(kl, free_bits) -> 0-d tensor``: Σ_j max(λ, mean_b kl_bj) (Kingma et al., 2016).
 
     kl has shape (batch, latent_dim): the KL of each example in each latent dimension.
+    Returns ``fn`` if it passes, else vaelab's ``objectives.free_bits_kl``.
+
+    >>> free_bits_kl = free_bits_kl(_free_bits_kl_reference)
+    Correct: free_bits_kl passes every check.
     """
     exercise = "free_bits_kl"
     kl = torch.tensor([[0.05, 0.9, 1.6, 0.3], [0.15, 0.7, 2.4, 0.1], [0.10, 0.2, 2.0, 0.5]],
                       dtype=torch.float64, requires_grad=True)
     lam = 0.4
-    got = fn(kl, lam)
+    got = call(fn, exercise, kl, lam, copy=False)
     if not isinstance(got, torch.Tensor):
         raise ExerciseError(f"{exercise}: should return a torch tensor (so the loss can be differentiated), "
                             f"got {type(got).__name__}.")
@@ -134,7 +157,7 @@ def free_bits_kl(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> None:
     expected = objectives.free_bits_kl(k, lam)
     # a second batch whose total KL (0.06) is itself below λ tells "floor on the total" from "no floor"
     small = torch.full((2, 6), 0.01, dtype=torch.float64)
-    got_small = fn(small.clone(), lam)
+    got_small = call(fn, exercise, small, lam)
     mistakes = [
         ("floored each example's KL; free bits floor the *batch average* of each dimension: "
          "average over the batch first, then take max(λ, ·).", lambda t: t.clamp(min=lam).mean(0).sum()),
@@ -168,6 +191,5 @@ def free_bits_kl(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> None:
     check_close(torch.as_tensor(got_small).detach(), objectives.free_bits_kl(small, lam), exercise,
                 "the free-bits KL of a batch with every dimension below the floor",
                 hint="Each dimension counts as max(free_bits, its batch-mean KL).")
-    check_close(fn(k, 0.0).detach(), k.mean(0).sum(), exercise, "the result with free_bits=0",
+    check_close(call(fn, exercise, k, 0.0), k.mean(0).sum(), exercise, "the result with free_bits=0",
                 hint="With no floor it is the plain mean KL summed over dimensions.")
-    passed(exercise)

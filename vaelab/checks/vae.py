@@ -6,26 +6,36 @@ import math
 import torch
 from torch.distributions import Independent, Normal, kl_divergence
 
-from ._core import ExerciseError, check_close, passed
+from .. import objectives
+from ._core import ExerciseError, as_tensor, call, check_close, checker
 
 __all__ = ["reparameterized_sample", "gaussian_kl", "iwae_bound"]
 
 
-def _call(fn, exercise: str, *args):
-    out = fn(*args)
-    if not isinstance(out, torch.Tensor):
-        raise ExerciseError(f"{exercise}: return a torch.Tensor, got {type(out).__name__}.")
-    return out
+def _call(fn, exercise: str, *args, keep_grad: bool = False, dtype=None):
+    out = call(fn, exercise, *args, copy=not keep_grad)
+    return as_tensor(out, exercise, "the result", dtype=dtype, keep_grad=keep_grad)
 
 
-def reparameterized_sample(fn) -> None:
-    """Check ``fn(mu, logvar) -> z``: one sample of N(mu, diag exp(logvar)) that gradients flow through."""
+def _reparameterize_reference(mu, logvar):
+    return objectives.reparameterize(mu, logvar)
+
+
+@checker("reparameterize", _reparameterize_reference, function="reparameterize")
+def reparameterized_sample(fn):
+    """Check ``fn(mu, logvar) -> z``: one sample of N(mu, diag exp(logvar)) that gradients flow through.
+
+    Returns ``fn`` if it passes, else vaelab's ``objectives.reparameterize``.
+
+    >>> reparameterize = reparameterized_sample(objectives.reparameterize)
+    Correct: reparameterize passes every check.
+    """
     exercise = "reparameterize"
     n = 200_000
     mu = torch.tensor([1.0, -2.0]).repeat(n, 1).requires_grad_()
     logvar = torch.log(torch.tensor([0.25, 4.0])).repeat(n, 1).requires_grad_()
     torch.manual_seed(0)
-    z = _call(fn, exercise, mu, logvar)
+    z = _call(fn, exercise, mu, logvar, keep_grad=True)
     if z.shape != mu.shape:
         raise ExerciseError(f"{exercise}: z should have the shape of mu, {tuple(mu.shape)}, got {tuple(z.shape)}.")
     if not z.requires_grad:
@@ -55,7 +65,6 @@ def reparameterized_sample(fn) -> None:
     # dz/dlogvar = ½ std · eps = ½ (z − mu): true only of the reparameterized sample
     check_close(grad_logvar, 0.5 * (z - mu).detach(), exercise, "dz/dlogvar", atol=1e-4,
                 hint="with z = mu + exp(½ logvar) · eps, dz/dlogvar = ½ (z − mu); draw eps once, independent of mu and logvar.")
-    passed(exercise)
 
 
 def _kl_reference(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -64,8 +73,19 @@ def _kl_reference(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return kl_divergence(q, p)
 
 
-def gaussian_kl(fn) -> None:
-    """Check ``fn(mu, logvar) -> kl`` of shape (B,): KL(N(mu, diag exp(logvar)) || N(0, I)) per example."""
+def _gaussian_kl_reference(mu, logvar):
+    return objectives.gaussian_kl(mu, logvar).sum(-1)
+
+
+@checker("gaussian_kl", _gaussian_kl_reference)
+def gaussian_kl(fn):
+    """Check ``fn(mu, logvar) -> kl`` of shape (B,): KL(N(mu, diag exp(logvar)) || N(0, I)) per example.
+
+    Returns ``fn`` if it passes, else vaelab's reference.
+
+    >>> gaussian_kl = gaussian_kl(lambda mu, logvar: objectives.gaussian_kl(mu, logvar).sum(-1))
+    Correct: gaussian_kl passes every check.
+    """
     exercise = "gaussian_kl"
     g = torch.Generator().manual_seed(0)
     B, L = 5, 3  # different sizes, so a sum over the wrong axis shows in the shape
@@ -94,11 +114,21 @@ def gaussian_kl(fn) -> None:
     zero = _call(fn, exercise, torch.zeros(2, L), torch.zeros(2, L))
     check_close(zero, torch.zeros(2), exercise, "the KL of the prior to itself",
                 hint="with mu = 0 and logvar = 0, q is the prior and the KL must be 0.")
-    passed(exercise)
 
 
-def iwae_bound(fn) -> None:
-    """Check ``fn(log_weights) -> bound``: log (1/k) Σ_i exp(log_weights[i]) over the first axis, shape (B,)."""
+def _iwae_bound_reference(log_weights):
+    return objectives.iwae(log_weights, dim=0)
+
+
+@checker("iwae_bound", _iwae_bound_reference)
+def iwae_bound(fn):
+    """Check ``fn(log_weights) -> bound``: log (1/k) Σ_i exp(log_weights[i]) over the first axis, shape (B,).
+
+    Returns ``fn`` if it passes, else vaelab's ``objectives.iwae``.
+
+    >>> iwae_bound = iwae_bound(objectives.iwae)
+    Correct: iwae_bound passes every check.
+    """
     exercise = "iwae_bound"
     g = torch.Generator().manual_seed(0)
     k, B = 6, 4
@@ -130,4 +160,3 @@ def iwae_bound(fn) -> None:
     single = _call(fn, exercise, torch.tensor([[-5.0, -7.0]]))
     check_close(single, torch.tensor([-5.0, -7.0]), exercise, "the bound with k = 1",
                 hint="with one sample the bound is that sample's log-weight.")
-    passed(exercise)

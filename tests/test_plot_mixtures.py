@@ -87,3 +87,28 @@ def test_log_likelihood_curve_and_em_figure(x):
     assert before != after and len(first.axes) == 2 and "after 8 EM iterations" in first.axes[0].get_title()
     with pytest.raises(ValueError, match=r"`iteration` must be in \[0, 8\], got 9"):
         plot.em_figure(path, 9, x)
+
+
+def test_sixteen_components_get_colours_that_can_be_told_apart():
+    from itertools import combinations
+    ours = plot.component_colors(16)
+    tab20 = np.array(plt.get_cmap("tab20").colors)[:16]
+
+    def closest(colors):
+        return min(np.linalg.norm(a - b) for a, b in combinations(colors, 2))
+
+    assert len({tuple(c) for c in ours}) == 16
+    # tab20 pairs each colour with a pale copy (closest pair 0.11 apart in RGB); the ten extra colours
+    # come no closer to anything than tab10's own closest pair (0.26)
+    tab10 = np.array(plot.COMPONENT_COLORS)
+    assert closest(plot.component_colors(20)) >= closest(tab10) - 1e-12 > 0.2 > closest(tab20)
+    np.testing.assert_allclose(plot.component_colors(3), np.array(plot.COMPONENT_COLORS[:3]))
+
+
+def test_plot_gmm_labels_the_data_axes(x):
+    fig, ax = plt.subplots()
+    plot.plot_gmm(ax, x, GaussianMixture(2, random_state=0).fit(x))
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("$x_1$", "$x_2$")
+    # the dot of a component grows with its weight and never vanishes: area 30 + 400 π_k
+    sizes = ax.collections[-1].get_sizes()
+    np.testing.assert_allclose(sorted(sizes), sorted(30 + 400 * GaussianMixture(2, random_state=0).fit(x).weights_.numpy()))

@@ -57,3 +57,18 @@ def test_em_widget_other_starts_and_errors(x):
         widgets.em_widget(np.zeros((10, 3)))
     with pytest.raises(ValueError, match=r"`init_params` must be one of 'points', 'kmeans\+\+', 'random'"):
         widgets.em_widget(x, init_params="kmeans")
+
+
+def test_em_widget_sentence_counts_the_steps_that_lowered_the_likelihood(x):
+    # with a large reg_covar the M-step no longer maximises Q and EM can go down: the text must say so
+    w = widgets.em_widget(x, n_components=5, n_iter=40, reg_covar=0.5)
+    values = w.path(5).log_likelihood.numpy()
+    drops = int((np.diff(values) < -1e-9).sum())
+    assert drops > 0
+    w.iteration_slider.value = 40
+    assert f"steps that lowered it by more than 1e-09: {drops} of 40" in w.text.value
+    assert "reg_covar = 0.5 can make EM lower it; with 0 it never does" in w.text.value
+    assert "it never goes down" not in w.text.value
+    plain = widgets.em_widget(x, n_components=3, n_iter=5, reg_covar=0.0)
+    plain.iteration_slider.value = 5
+    assert "0 of 5 (with reg_covar = 0 EM never lowers it)" in plain.text.value

@@ -15,15 +15,27 @@ from matplotlib.patches import Ellipse
 from .. import gmm as _gmm
 from .._validation import check_2d
 
-__all__ = ["COMPONENT_COLORS", "component_colors", "responsibility_colors", "gmm_ellipses", "plot_gmm",
+__all__ = ["COMPONENT_COLORS", "MANY_COLORS", "component_colors", "responsibility_colors", "gmm_ellipses", "plot_gmm",
            "log_likelihood_curve", "em_figure"]
 
 COMPONENT_COLORS = tuple(plt.get_cmap("tab10").colors)
+# ten more, each chosen in turn as far (in RGB) from tab10 and from those before it as a list of
+# distinct colours allows; tab20 would pair every colour with a pale copy of itself, and 16
+# components could not be told apart
+EXTRA_COLORS = ("#000000", "#aaffc3", "#0000ff", "#ff00ff", "#000075", "#00ff00", "#800000", "#ffff00",
+                "#ffd8b1", "#dcbeff")
+MANY_COLORS = COMPONENT_COLORS + tuple(to_rgb(c) for c in EXTRA_COLORS)
 
 
 def component_colors(n_components: int) -> np.ndarray:
-    """One RGB colour per component, of shape (n_components, 3): tab10, then tab20 beyond ten."""
-    palette = COMPONENT_COLORS if n_components <= 10 else plt.get_cmap("tab20").colors
+    """One RGB colour per component, of shape (n_components, 3): tab10, then ten distinct others (20 in all).
+
+    Beyond 20 the palette repeats.
+
+    >>> component_colors(16).shape
+    (16, 3)
+    """
+    palette = COMPONENT_COLORS if n_components <= 10 else MANY_COLORS
     return np.array([to_rgb(palette[k % len(palette)]) for k in range(n_components)])
 
 
@@ -67,7 +79,8 @@ def responsibility_colors(resp: Any, colors: Any = None) -> np.ndarray:
 
 def gmm_ellipses(ax: Axes, means: Any, covariances: Any, weights: Any = None, *, n_std: Sequence[float] = (1.0, 2.0),
                  colors: Any = None, dims: tuple[int, int] = (0, 1)) -> list[Ellipse]:
-    """Draw each component as ellipses at ``n_std`` standard deviations, and its mean as a dot of area ∝ π_k.
+    """Draw each component as ellipses at ``n_std`` standard deviations, and its mean as a dot whose area
+    grows with π_k (30 + 400 π_k points², so that a component of tiny weight stays visible).
 
     ``covariances`` of shape (K, D, D), (K, D) or (K,); for D > 2 the marginal over ``dims`` is drawn.
     """
@@ -93,7 +106,7 @@ def gmm_ellipses(ax: Axes, means: Any, covariances: Any, weights: Any = None, *,
 
 def plot_gmm(ax: Axes, X: Any, gmm_or_params: Any, resp: Any = None, *, n_std: Sequence[float] = (1.0, 2.0),
              title: str | None = None, s: float = 8.0, dims: tuple[int, int] = (0, 1), limits: Any = None) -> Axes:
-    """Data coloured by responsibilities, with the mixture's components as ellipses.
+    """Data coloured by responsibilities, with the mixture's components as ellipses (axes labelled x₁, x₂).
 
     ``gmm_or_params``: a fitted ``GaussianMixture`` or (weights, means, covariances). ``resp`` of shape
     (n_samples, n_components): colours for the points; by default the E-step's responsibilities under
@@ -123,6 +136,8 @@ def plot_gmm(ax: Axes, X: Any, gmm_or_params: Any, resp: Any = None, *, n_std: S
     ax.set_xlim(limits[0], limits[1])
     ax.set_ylim(limits[2], limits[3])
     ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel(f"$x_{dims[0] + 1}$")
+    ax.set_ylabel(f"$x_{dims[1] + 1}$")
     if title:
         ax.set_title(title)
     return ax

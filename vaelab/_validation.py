@@ -79,18 +79,42 @@ def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
 
 def as_tensor(X: Any, name: str, *, dtype: torch.dtype | None = None,
               device: torch.device | str | None = None) -> torch.Tensor:
-    """Convert a numpy array, a tensor or a nested list of numbers to a floating tensor."""
+    """Convert a numpy array, a tensor or a nested list of numbers to a floating tensor.
+
+    Also takes anything numpy can read as an array (``__array__``, an object array of numbers).
+    Sparse matrices, ragged lists, strings and complex numbers are refused with a message naming ``name``.
+
+    >>> as_tensor([[1, 2], [3, 4]], "X").dtype
+    torch.float32
+    """
     if isinstance(X, torch.Tensor):
         t = X
-    elif isinstance(X, (np.ndarray, list, tuple, numbers.Real)):
-        arr = np.asarray(X)
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+    elif type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(f"`{name}` must be a dense numpy array or torch tensor; sparse input is not "
+                        f"supported (got a {type(X).__name__}): convert it with {name}.toarray()")
+    elif isinstance(X, (np.ndarray, list, tuple, numbers.Real)) or hasattr(X, "__array__"):
+        try:
+            arr = np.asarray(X)
+        except ValueError as error:  # numpy's words for a ragged list
+            raise ValueError(f"`{name}` must be a rectangular array (every row of the same length), "
+                             f"got a ragged sequence: {error}") from None
+        if arr.dtype == object:
+            try:  # an object array of numbers (as pandas or a list of mixed types give) is fine
+                arr = arr.astype(np.float64)
+            except (TypeError, ValueError) as error:
+                raise TypeError(f"`{name}` must hold real numbers, got an array of dtype object whose "
+                                f"entries do not convert to float: {error}") from None
+        if np.issubdtype(arr.dtype, np.complexfloating):
+            raise ValueError(f"`{name}` must hold real numbers: Complex data not supported, got dtype {arr.dtype}")
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise TypeError(f"`{name}` must hold real numbers, got an array of dtype {arr.dtype}")
+        if not arr.flags.writeable:  # torch cannot wrap a read-only buffer (a memmap, a broadcast view)
+            arr = arr.copy()
         t = torch.from_numpy(np.ascontiguousarray(arr))
     else:
         raise TypeError(f"`{name}` must be a numpy array or a torch tensor, got {type(X).__name__}")
     if t.is_complex():
-        raise TypeError(f"`{name}` must hold real numbers, got dtype {t.dtype}")
+        raise ValueError(f"`{name}` must hold real numbers: Complex data not supported, got dtype {t.dtype}")
     if dtype is None:
         dtype = t.dtype if t.is_floating_point() else torch.get_default_dtype()
     return t.to(device=device, dtype=dtype)
@@ -117,11 +141,16 @@ def check_2d(X: Any, name: str = "X", *, n_features: int | None = None, min_samp
     """
     t = as_tensor(X, name, dtype=dtype, device=device)
     if t.ndim != 2:
-        raise ValueError(f"`{name}` must be 2-D of shape (n_samples, n_features), got shape {tuple(t.shape)}")
+        hint = (f". Reshape your data: {name}.reshape(-1, 1) if it has one feature, {name}.reshape(1, -1) "
+                "if it is one sample") if t.ndim == 1 else ""
+        raise ValueError(f"`{name}` must be 2-D of shape (n_samples, n_features), got shape {tuple(t.shape)}{hint}")
     if t.shape[0] < min_samples:
-        raise ValueError(f"`{name}` must have at least {min_samples} sample(s), got shape {tuple(t.shape)}")
+        raise ValueError(f"`{name}` must have at least {min_samples} sample(s), got shape {tuple(t.shape)}: "
+                         f"{t.shape[0]} sample(s) while a minimum of {min_samples} is required.")
     if t.shape[1] < 1:
-        raise ValueError(f"`{name}` must have at least one feature, got shape {tuple(t.shape)}")
+        # scikit-learn's wording after the colon, which its estimator checks look for
+        raise ValueError(f"`{name}` must have at least one feature: "
+                         f"0 feature(s) (shape={tuple(t.shape)}) while a minimum of 1 is required.")
     if n_features is not None and t.shape[1] != n_features:
         raise ValueError(f"`{name}` must have {n_features} features (columns), got {t.shape[1]}")
     return check_finite(t, name)

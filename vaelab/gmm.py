@@ -19,6 +19,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning as _SklearnConvergenceWarning
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
 from ._validation import (as_tensor, check_2d, check_choice, check_finite, check_nonnegative,
                           check_positive_int, check_probabilities)
@@ -47,12 +50,16 @@ _SINGULAR_MESSAGE = (
 )
 
 
-class ConvergenceWarning(UserWarning):
-    """EM stopped at ``max_iter`` before the log-likelihood changed by less than ``tol``."""
+class ConvergenceWarning(_SklearnConvergenceWarning):
+    """EM stopped at ``max_iter`` before the log-likelihood changed by less than ``tol``.
+
+    A subclass of scikit-learn's ``ConvergenceWarning``, so its warning filters apply."""
 
 
-class NotFittedError(ValueError, AttributeError):
-    """A method that needs fitted parameters was called before ``fit``."""
+class NotFittedError(_SklearnNotFittedError):
+    """A method that needs fitted parameters was called before ``fit``.
+
+    A subclass of scikit-learn's ``NotFittedError`` (itself a ``ValueError`` and an ``AttributeError``)."""
 
 
 # ---------------------------------------------------------------------------- shapes and checks
@@ -362,7 +369,7 @@ def _to_output(t: torch.Tensor, as_numpy: bool, device: torch.device | None = No
     return t if device is None else t.to(device)
 
 
-class GaussianMixture:
+class GaussianMixture(DensityMixin, BaseEstimator):
     """A mixture of K Gaussians fit by EM: p(x) = Σ_k π_k N(x; μ_k, Σ_k).
 
     Same parameters, attributes and arithmetic as scikit-learn's ``GaussianMixture`` (without
@@ -426,10 +433,6 @@ class GaussianMixture:
         self.device = device
         self.dtype = dtype
 
-    def __repr__(self) -> str:
-        return (f"GaussianMixture(n_components={self.n_components!r}, "
-                f"covariance_type={self.covariance_type!r})")
-
     # ------------------------------------------------------------------ checks
 
     def _check_hyperparameters(self) -> None:
@@ -482,8 +485,9 @@ class GaussianMixture:
         self._check_is_fitted()
         X_t = check_2d(X, "X", dtype=self._dtype, device=self._device)
         if X_t.shape[1] != self.n_features_in_:
-            raise ValueError(f"`X` has {X_t.shape[1]} features (columns), but this GaussianMixture "
-                             f"was fit on {self.n_features_in_}")
+            # scikit-learn's wording, which its estimator checks and users' searches look for
+            raise ValueError(f"X has {X_t.shape[1]} features, but GaussianMixture is expecting "
+                             f"{self.n_features_in_} features as input (the number of columns it was fit on)")
         return X_t
 
     # ------------------------------------------------------------------ parameters in and out
@@ -527,21 +531,37 @@ class GaussianMixture:
 
     # ------------------------------------------------------------------ fitting
 
-    @torch.no_grad()
-    def fit(self, X: Any) -> "GaussianMixture":
+    def fit(self, X: Any, y: Any = None) -> "GaussianMixture":
         """Estimate the parameters by EM from X of shape (n_samples, n_features); return ``self``.
 
         Each iteration: E-step (responsibilities from the current parameters), M-step (weighted
         means and covariances). Stops when the mean log-likelihood changes by less than ``tol``,
-        or after ``max_iter`` iterations with a ``ConvergenceWarning``.
+        or after ``max_iter`` iterations with a ``ConvergenceWarning``. ``y`` is ignored (it is
+        there for scikit-learn's API: pipelines, ``GridSearchCV``).
         """
+        self._warn_if_not_converged(self._fit(X))
+        return self
+
+    def fit_predict(self, X: Any, y: Any = None):
+        """Fit by EM, then return the most responsible component of each row, of shape (n_samples,)."""
+        self._warn_if_not_converged(self._fit(X))
+        return self.predict(X)
+
+    def _warn_if_not_converged(self, message: str | None) -> None:
+        # stacklevel 3: the line that called fit or fit_predict, not this helper or the method itself
+        if message is not None:
+            warnings.warn(message, ConvergenceWarning, stacklevel=3)
+
+    @torch.no_grad()
+    def _fit(self, X: Any) -> str | None:
+        """Run EM and set the fitted attributes; return the ConvergenceWarning's text, or None."""
         self._check_hyperparameters()
         device = self._resolve_device(X)
         X_t = check_2d(X, "X", dtype=self.dtype, device=device)
         n_samples, n_features = X_t.shape
         if self.n_components > n_samples:
             raise ValueError(f"`n_components` must be <= n_samples: got n_components={self.n_components} "
-                             f"but X has {n_samples} row(s); use fewer components or more data")
+                             f"but X has n_samples={n_samples} row(s); use fewer components or more data")
         inits = self._check_initial_parameters(n_features, device)
         rng = _check_random_state(self.random_state)
         self._device, self._dtype, self._as_numpy = device, self.dtype, not isinstance(X, torch.Tensor)
@@ -571,13 +591,15 @@ class GaussianMixture:
         self.lower_bound_ = lower_bound
         self.log_likelihood_history_ = history
         self.lower_bounds_ = history  # scikit-learn's name
-        if not converged and self.max_iter > 0:
-            warnings.warn(
-                f"EM did not converge in max_iter={self.max_iter} iterations: the mean log-likelihood "
-                f"last changed by {lower_bound - history[-2] if len(history) > 1 else math.inf:.3g} "
-                f"(tol={self.tol}). Increase max_iter or tol, try another initialisation, or check "
-                "for degenerate data.", ConvergenceWarning, stacklevel=2)
-        return self
+        if converged or self.max_iter == 0:
+            return None
+        if len(history) == 1:
+            change = ("one iteration leaves no change of the mean log-likelihood to compare with "
+                      f"tol={self.tol}")
+        else:
+            change = f"the mean log-likelihood last changed by {history[-1] - history[-2]:.3g} (tol={self.tol})"
+        return (f"EM did not converge in max_iter={self.max_iter} iteration(s): {change}. "
+                "Increase max_iter or tol, try another initialisation, or check for degenerate data.")
 
     @classmethod
     def from_parameters(cls, weights: Any, means: Any, covariances: Any, covariance_type: str = "full", *,
@@ -602,6 +624,7 @@ class GaussianMixture:
         """
         check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
         _check_dtype(dtype)
+        requested_device = device  # the estimator's parameter stays what the caller gave (get_params, clone)
         if device is not None:
             device = get_device(device)
         elif isinstance(means, torch.Tensor):
@@ -623,7 +646,7 @@ class GaussianMixture:
                              f"got shape {tuple(cov_t.shape)}")
         _check_positive_definite(cov_t, covariance_type, "covariances")
         model = cls(n_components=n_components, covariance_type=covariance_type, reg_covar=reg_covar,
-                    random_state=random_state, device=device, dtype=dtype)
+                    random_state=random_state, device=requested_device, dtype=dtype)
         model._device, model._dtype, model._as_numpy = device, dtype, not isinstance(means, torch.Tensor)
         model._set_parameters(weights_t, means_t, cov_t, _compute_precision_cholesky(cov_t, covariance_type))
         model.converged_, model.n_iter_, model.lower_bound_ = False, 0, -math.inf
@@ -646,8 +669,11 @@ class GaussianMixture:
         """log p(x_n) for each row of X, of shape (n_samples,)."""
         return self._output(self._log_prob_resp(X)[0], X)
 
-    def score(self, X: Any) -> float:
-        """Mean log-likelihood per sample (nats)."""
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean log-likelihood per sample (nats); higher is better. ``y`` is ignored.
+
+        ``GridSearchCV`` maximises this on held-out folds, so it chooses K by held-out log-likelihood.
+        """
         return float(self._log_prob_resp(X)[0].mean())
 
     def predict_proba(self, X: Any):
@@ -703,6 +729,10 @@ class GaussianMixture:
 def _check_dtype(dtype: Any) -> None:
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"`dtype` must be a floating torch dtype such as torch.float64 or torch.float32, got {dtype!r}")
+    if torch.finfo(dtype).bits < 32:
+        # 3 significant digits: log-densities of a few hundred nats lose every digit that EM compares
+        raise ValueError(f"`dtype` must be torch.float64 or torch.float32, got {dtype}: half precision is "
+                         "too coarse for EM's log-likelihoods")
 
 
 def _check_positive_definite(t: torch.Tensor, covariance_type: str, name: str) -> None:
@@ -764,7 +794,7 @@ def em_path(x: Any, n_components: int, *, n_iter: int = 50, covariance_type: str
     X = check_2d(x, "x", dtype=dtype)
     if n_components > X.shape[0]:
         raise ValueError(f"`n_components` must be <= n_samples: got n_components={n_components} "
-                         f"but x has {X.shape[0]} row(s); use fewer components or more data")
+                         f"but x has n_samples={X.shape[0]} row(s); use fewer components or more data")
     inits = model._check_initial_parameters(X.shape[1], X.device)
     weights, means, covariances, precisions_chol = model._initialize(X, _check_random_state(random_state), inits)
     path = [(weights, means, covariances)]

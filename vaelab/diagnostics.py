@@ -20,16 +20,22 @@ import torch
 from torch import nn
 
 from . import objectives
+from .continuous import gauss_hermite
 from ._validation import check_positive, check_positive_int
 from .priors import StandardNormal
 
 __all__ = [
     "Diagnostics",
+    "GaussianQ",
+    "InferenceGaps",
     "RateDistortion",
     "activity",
     "active_units",
     "diagnose",
+    "gaussian_elbo",
+    "inference_gaps",
     "kl_per_dimension",
+    "optimal_gaussian_q",
     "posterior_params",
     "rate",
     "distortion",
@@ -202,3 +208,186 @@ def diagnose(model: nn.Module, X: Any, *, threshold: float = 0.01, n_samples: in
     act = activity(mu)
     kl = objectives.gaussian_kl(mu, logvar).mean(0) if type(model.prior) is StandardNormal else None
     return Diagnostics(rd.rate, rd.distortion, act, int((act > threshold).sum()), threshold, kl)
+
+
+# ----------------------------------------------------------------------------- inference gaps
+# Derived in lesson 03, §7.4. Cremer, Li & Duvenaud (2018), "Inference suboptimality in VAEs":
+#   log p(x) − ℒ(x; encoder) = [log p(x) − ℒ(x; q*)] + [ℒ(x; q*) − ℒ(x; encoder)]
+#                            =  approximation gap     +  amortization gap,
+# with q* the best member of the encoder's family (a diagonal Gaussian) for that x alone.
+
+class GaussianQ(NamedTuple):
+    """A diagonal Gaussian q(z|x) = N(mu, diag exp(logvar)) per example, and its ELBO.
+
+    mu, logvar : of shape (n_samples, latent_dim);  elbo : of shape (n_samples,), nats
+    """
+
+    mu: torch.Tensor
+    logvar: torch.Tensor
+    elbo: torch.Tensor
+
+
+class InferenceGaps(NamedTuple):
+    """log p(x), the best diagonal Gaussian's ELBO and the encoder's ELBO per example, each (n_samples,).
+
+    ``approximation`` = log p(x) − ℒ(q*) ≥ 0: what the family costs; ``amortization`` =
+    ℒ(q*) − ℒ(encoder) ≥ 0: what sharing one encoder across x costs; they sum to ``total``.
+    """
+
+    log_px: torch.Tensor
+    elbo_optimal: torch.Tensor
+    elbo_encoder: torch.Tensor
+
+    @property
+    def approximation(self) -> torch.Tensor:
+        return self.log_px - self.elbo_optimal
+
+    @property
+    def amortization(self) -> torch.Tensor:
+        return self.elbo_optimal - self.elbo_encoder
+
+    @property
+    def total(self) -> torch.Tensor:
+        return self.log_px - self.elbo_encoder
+
+
+def _standard_nodes(latent_dim: int, n_nodes: int | None, n_samples: int, seed: int,
+                    ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points u (G, L) and weights w (G,) with E_{N(0, I)}[g(u)] ≈ Σ_j w_j g(u_j)."""
+    if n_nodes is not None and latent_dim <= 2:
+        # Gauss–Hermite: deterministic, and exact for polynomials of degree ≤ 2·n_nodes − 1
+        return gauss_hermite(n_nodes, latent_dim, dtype=ref.dtype, device=ref.device)
+    # the same draws on every call (common random numbers): the objective is a fixed smooth function
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    u = torch.randn(n_samples, latent_dim, generator=generator, dtype=torch.float64)
+    return u.to(ref.device, ref.dtype), torch.full((n_samples,), 1.0 / n_samples, dtype=ref.dtype, device=ref.device)
+
+
+def _gaussian_elbo(model: nn.Module, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+                   u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    z = mu[:, None, :] + torch.exp(0.5 * logvar)[:, None, :] * u  # (B, G, L): z = mu + σ u
+    reconstruction = (model.decode(z).log_prob(x[:, None, :]) * w).sum(1)  # E_q[log p(x|z)], (B,)
+    if type(model.prior) is StandardNormal:
+        kl = objectives.gaussian_kl(mu, logvar).sum(-1)
+    else:  # E_q[log q(z|x) − log p(z)] on the same points
+        kl = ((model.posterior(mu[:, None, :], logvar[:, None, :]).log_prob(z) - model.prior.log_prob(z)) * w).sum(1)
+    return reconstruction - kl
+
+
+def _check_q(mu: Any, logvar: Any, X: torch.Tensor, latent_dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    shape = (X.shape[0], latent_dim)
+    out = []
+    for name, value in (("mu", mu), ("logvar", logvar)):
+        value = torch.as_tensor(value, device=X.device, dtype=X.dtype)
+        if tuple(value.shape) != shape:
+            raise ValueError(f"`{name}` must have shape (n_samples, latent_dim) = {shape}, got {tuple(value.shape)}")
+        out.append(value)
+    return out[0], out[1]
+
+
+def gaussian_elbo(model: nn.Module, X: Any, mu: Any, logvar: Any, *, n_nodes: int | None = 8,
+                  n_samples: int = 64, seed: int = 0, batch_size: int = 256) -> torch.Tensor:
+    """ℒ(x; q) = E_q[log p(x|z)] − KL(q || p(z)) of a given q = N(mu, diag exp(logvar)), per example.
+
+    The expectation is a Gauss–Hermite sum with ``n_nodes`` per dimension for latent_dim ≤ 2
+    (no Monte Carlo noise; ``n_nodes=None`` for draws), else an average over ``n_samples`` fixed
+    draws ε ~ N(0, I) (``seed``), the same for every x. The KL is analytic for N(0, I). Gradients
+    flow to ``mu`` and ``logvar``.
+
+    Returns a tensor of shape (n_samples,) in nats.
+
+    >>> from vaelab.models import VAE
+    >>> _ = torch.manual_seed(0); vae = VAE.mlp(4, 2, hidden=(8,))
+    >>> x = torch.bernoulli(torch.full((3, 4), 0.5))
+    >>> mu, logvar = vae.encode_params(x)
+    >>> torch.allclose(gaussian_elbo(vae, x, mu, logvar), vae.elbo(x.repeat(20000, 1)).view(20000, 3).mean(0), atol=0.05)
+    True
+    """
+    model = _check_model(model)
+    X = model.check_data(X, "X")
+    mu, logvar = _check_q(mu, logvar, X, model.latent_dim)
+    if n_nodes is not None:
+        n_nodes = check_positive_int(n_nodes, "n_nodes")
+    n_samples = check_positive_int(n_samples, "n_samples")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    u, w = _standard_nodes(model.latent_dim, n_nodes, n_samples, check_positive_int(seed, "seed", minimum=0), X)
+    return torch.cat([_gaussian_elbo(model, X[i:i + batch_size], mu[i:i + batch_size], logvar[i:i + batch_size], u, w)
+                      for i in range(0, X.shape[0], batch_size)])
+
+
+def optimal_gaussian_q(model: nn.Module, X: Any, *, steps: int = 300, lr: float = 0.03, n_nodes: int | None = 8,
+                       n_samples: int = 64, seed: int = 0, batch_size: int = 256) -> GaussianQ:
+    """The best diagonal Gaussian q(z|x) for each x on its own: argmax over (mu, logvar) of ℒ(x; q).
+
+    Non-amortized variational inference: ``steps`` of Adam on every example's (mu, logvar),
+    started at the encoder's output, the model held fixed. ℒ is computed as in :func:`gaussian_elbo`
+    (same ``n_nodes``, ``n_samples``, ``seed``), so the objective is deterministic. Each example keeps
+    the better of its optimised q and the encoder's, so ``elbo`` is never below the encoder's ELBO.
+
+    Returns a :class:`GaussianQ` (mu, logvar of shape (n_samples, latent_dim), elbo of shape (n_samples,)).
+
+    >>> from vaelab.models import VAE
+    >>> _ = torch.manual_seed(0); vae = VAE.mlp(4, 2, hidden=(8,))
+    >>> x = torch.bernoulli(torch.full((3, 4), 0.5))
+    >>> best = optimal_gaussian_q(vae, x, steps=50)
+    >>> bool((best.elbo >= gaussian_elbo(vae, x, *vae.encode_params(x))).all())
+    True
+    """
+    model = _check_model(model)
+    X = model.check_data(X, "X")
+    steps = check_positive_int(steps, "steps")
+    lr = check_positive(lr, "lr")
+    if n_nodes is not None:
+        n_nodes = check_positive_int(n_nodes, "n_nodes")
+    n_samples = check_positive_int(n_samples, "n_samples")
+    batch_size = check_positive_int(batch_size, "batch_size")
+    u, w = _standard_nodes(model.latent_dim, n_nodes, n_samples, check_positive_int(seed, "seed", minimum=0), X)
+    parts = []
+    for xb in _batches(X, batch_size):
+        with torch.no_grad():
+            mu0, logvar0 = model.encode_params(xb)
+            elbo0 = _gaussian_elbo(model, xb, mu0, logvar0, u, w)
+        mu, logvar = mu0.clone().requires_grad_(), logvar0.clone().requires_grad_()
+        optimizer = torch.optim.Adam([mu, logvar], lr=lr)
+        with torch.enable_grad():
+            for _ in range(steps):
+                # each example's ELBO depends on its own (mu, logvar) only: the sum is N separate problems
+                loss = -_gaussian_elbo(model, xb, mu, logvar, u, w).sum()
+                mu.grad, logvar.grad = torch.autograd.grad(loss, (mu, logvar))  # not into the model's weights
+                optimizer.step()
+        with torch.no_grad():
+            elbo = _gaussian_elbo(model, xb, mu, logvar, u, w)
+            better = (elbo >= elbo0)[:, None]
+            parts.append((torch.where(better, mu, mu0), torch.where(better, logvar, logvar0), torch.maximum(elbo, elbo0)))
+    return GaussianQ(*(torch.cat(p) for p in zip(*parts)))
+
+
+def inference_gaps(model: nn.Module, X: Any, *, log_px: Any = None, steps: int = 300, lr: float = 0.03,
+                   n_nodes: int | None = 8, n_samples: int = 64, seed: int = 0, batch_size: int = 256) -> InferenceGaps:
+    """The approximation and amortization gaps of Cremer et al. (2018) for each example, in nats.
+
+    log p(x) − ℒ(encoder) = [log p(x) − ℒ(q*)] + [ℒ(q*) − ℒ(encoder)], with q* from
+    :func:`optimal_gaussian_q` and both ELBOs from :func:`gaussian_elbo` (the same rule).
+    ``log_px`` defaults to ``model.log_prob(X)``, exact up to quadrature error for latent_dim ≤ 2;
+    pass it for a larger latent (a closed form, or a large-k IWAE, which makes the approximation gap
+    a bound).
+
+    >>> from vaelab.models import VAE
+    >>> _ = torch.manual_seed(0); vae = VAE.mlp(4, 2, hidden=(8,))
+    >>> x = torch.bernoulli(torch.full((3, 4), 0.5))
+    >>> gaps = inference_gaps(vae, x, log_px=vae.iwae(x, 5000).detach(), steps=50)
+    >>> torch.allclose(gaps.approximation + gaps.amortization, gaps.total)
+    True
+    """
+    model = _check_model(model)
+    X = model.check_data(X, "X")
+    if log_px is None:
+        log_px = model.log_prob(X)
+    log_px = torch.as_tensor(log_px, device=X.device).to(X.dtype)
+    if tuple(log_px.shape) != (X.shape[0],):
+        raise ValueError(f"`log_px` must have shape (n_samples,) = ({X.shape[0]},), got {tuple(log_px.shape)}")
+    options = {"n_nodes": n_nodes, "n_samples": n_samples, "seed": seed, "batch_size": batch_size}
+    best = optimal_gaussian_q(model, X, steps=steps, lr=lr, **options)
+    with torch.no_grad():
+        encoder = gaussian_elbo(model, X, *posterior_params(model, X), **options)
+    return InferenceGaps(log_px, best.elbo, encoder)

@@ -91,6 +91,8 @@ def about(value, expect, tol: float, *, what: str = "value", spec: str | None = 
     tol = _as_float(tol, "tol")
     if not tol > 0 or not math.isfinite(tol):
         raise ValueError(f"`tol` must be a finite number > 0, got {tol}")
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"`value` must be a real number (or a 0-d tensor), got {type(value).__name__}")
     if isinstance(value, Sequence) or (hasattr(value, "ndim") and getattr(value, "ndim") > 0):
         values = [v for v in value]
         expects = list(expect) if isinstance(expect, Sequence) or hasattr(expect, "__len__") else [expect] * len(values)

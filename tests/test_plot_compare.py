@@ -32,3 +32,17 @@ def test_points_below_the_frame_sit_on_its_edge_with_their_value():
     assert "-451" in [t.get_text() for t in ax.texts]
     assert ax.get_ylim() == (20, 80) and ax.get_title() == "t"
     plt.close(fig)
+
+
+def test_error_bars_where_given_and_linear_families_styled():
+    rows = [dict(family="VAE per-pixel σ(z)", n_parameters=9000, test=71.0, test_err=0.5),
+            dict(family="VAE per-pixel σ(z)", n_parameters=18000, test=74.0),
+            dict(family="pPCA", n_parameters=1089, test=26.1), dict(family="factor analysis", n_parameters=1152, test=48.5)]
+    fig, ax = plt.subplots()
+    loglik_vs_parameters(rows, ax=ax)
+    assert len(ax.containers) == 1  # only the point with test_err has a bar
+    segments = ax.containers[0].lines[2][0].get_segments()
+    np.testing.assert_allclose(segments[0], [[9000, 70.5], [9000, 71.5]])
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert lines["pPCA"].get_marker() == "^" and lines["factor analysis"].get_color() != lines["pPCA"].get_color()
+    plt.close(fig)

@@ -16,6 +16,9 @@ _STYLE = {
     "VAE shared σ": dict(color="tab:orange", marker="o", linestyle="--"),
     "VAE per-pixel σ(z)": dict(color="tab:red", marker="o", linestyle="-"),
     "VAE Bernoulli": dict(color="tab:red", marker="o", linestyle="-"),
+    # lesson 02's linear infinite mixtures: x = W z + b + noise
+    "pPCA": dict(color="tab:gray", marker="^", linestyle=":"),
+    "factor analysis": dict(color="tab:olive", marker="P", linestyle=":"),
 }
 
 
@@ -25,10 +28,15 @@ def loglik_vs_parameters(results: Iterable[Mapping[str, Any]], *, ax: Axes | Non
     """Held-out log-likelihood against the number of parameters, one line per model family.
 
     ``results`` is a sequence of mappings with keys "family" (str), "n_parameters" (int), "test"
-    (nats per example) and optionally "label" (written next to the point). Points of a family are
-    joined in order of their parameter count (log scale). With ``ylim``, a point below the axis is
-    drawn on its lower edge as ▼ with its value, so an overfit model stays visible without
-    squashing the others.
+    (nats per example) and optionally "label" (written next to the point) and "test_err" (the
+    half-length of an error bar, e.g. the standard deviation over seeds; drawn where given). Points
+    of a family are joined in order of their parameter count (log scale). With ``ylim``, a point
+    below the axis is drawn on its lower edge as ▼ with its value, so an overfit model stays
+    visible without squashing the others.
+
+    >>> ax = loglik_vs_parameters([dict(family="GMM diag", n_parameters=128, test=30.8, test_err=0.5)])
+    >>> ax.get_xscale(), len(ax.containers)  # one error-bar container
+    ('log', 1)
     """
     ax = ax or plt.gca()
     rows = list(results)
@@ -41,6 +49,10 @@ def loglik_vs_parameters(results: Iterable[Mapping[str, Any]], *, ax: Axes | Non
         low = ylim[0] if ylim else None
         shown = [y if low is None else max(y, low) for y in ys]
         ax.plot(xs, shown, label=family, markersize=5, **style)
+        bars = [(x, y, r["test_err"]) for r, x, y in zip(pts, xs, shown) if r.get("test_err") is not None]
+        if bars:
+            bx, by, berr = zip(*bars)
+            ax.errorbar(bx, by, yerr=berr, fmt="none", ecolor=style.get("color", "k"), capsize=3, linewidth=1)
         for r, x, y in zip(pts, xs, ys):
             if low is not None and y < low:
                 ax.plot([x], [low], marker="v", color=style.get("color", "k"), markersize=9, clip_on=False)

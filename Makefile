@@ -7,6 +7,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 
 # progress bars off in tests and stored notebooks (they would never compare equal); on in `make lab`
 export TQDM_DISABLE ?= 1
@@ -22,8 +23,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[lab,test]"
 	touch $@
 
-lab: $(STAMP)
+lab: $(STAMP) $(LAB_SETTINGS)
 	env -u TQDM_DISABLE $(BIN)/jupyter lab $(ROOT_FLAG) --notebook-dir=notebooks
+
+# JupyterLab's settings overrides (the same file Binder's postBuild installs): no "get notified about
+# Jupyter news?" prompt
+$(LAB_SETTINGS): binder/overrides.json $(STAMP)
+	mkdir -p $(dir $@)
+	cp binder/overrides.json $@
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -31,6 +38,7 @@ test: $(STAMP)
 lessons: $(STAMP)
 	$(BIN)/python .ci/lessons.py $(NOTEBOOKS)
 
+# the student edition in student/ (solutions stubbed out, checkers report): `jupyter lab student` or Binder's second badge
 student: $(STAMP)
 	$(BIN)/python .ci/student.py notebooks student
 

@@ -391,3 +391,84 @@ def inference_gaps(model: nn.Module, X: Any, *, log_px: Any = None, steps: int =
     with torch.no_grad():
         encoder = gaussian_elbo(model, X, *posterior_params(model, X), **options)
     return InferenceGaps(log_px, best.elbo, encoder)
+
+
+# ---------------------------------------------------------------- the rate split and the R = 0 anchor (lesson 04)
+
+class RateSplit(NamedTuple):
+    """R = I_q(x; z) + KL(q(z) || p(z)) in nats, over the empirical distribution of the rows of X.
+
+    ``information`` ≤ ``log_n`` = log(n_samples) always (the code can at most tell the rows apart);
+    ``rate`` is the Monte Carlo estimate of the same draws, so information + mismatch = rate exactly.
+    """
+
+    information: float
+    mismatch: float
+    log_n: float
+
+    @property
+    def rate(self) -> float:
+        return self.information + self.mismatch
+
+
+@torch.no_grad()
+def rate_split(model: nn.Module, X: Any, *, n_samples: int = 10, seed: int | None = 0) -> RateSplit:
+    """Split the rate into I_q(x; z) and the prior mismatch KL(q(z) || p(z)) (Hoffman & Johnson, 2016).
+
+    x is drawn from the n rows of X (their empirical distribution), z from q(z|x); the aggregate
+    posterior is the exact mixture q(z) = (1/n) Σ_m q(z|x_m) over those rows, so the estimate of
+    I = E[log q(z|x) − log q(z)] has only Monte Carlo error — and it is at most log n, because
+    q(z) ≥ q(z|x_n)/n: a code cannot say more about x than which of the n rows it came from.
+    Alemi et al. (2018)'s sandwich on that distribution reads log n − D ≤ I ≤ R. Derived in lesson 04.
+    Holds n × n × n_samples numbers at once: meant for a few thousand rows at most.
+
+    >>> from vaelab.models import VAE
+    >>> _ = torch.manual_seed(0)
+    >>> split = rate_split(VAE.mlp(4, 2, hidden=(8,)), torch.rand(50, 4))
+    >>> 0 <= split.information <= split.log_n
+    True
+    """
+    model = _check_model(model)
+    X = model.check_data(X, "X")
+    n_samples = check_positive_int(n_samples, "n_samples")
+    generator = None
+    if seed is not None:
+        generator = torch.Generator(device=X.device).manual_seed(check_positive_int(seed, "seed", minimum=0))
+    mu, logvar = model.encode_params(X)                                          # (N, L)
+    eps = torch.randn((n_samples, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
+    z = objectives.reparameterize(mu, logvar, eps)                               # (S, N, L)
+    q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
+    log_q_zx = q.log_prob(z).sum(-1)                                             # (S, N): log q(z_n | x_n)
+    n = X.shape[0]
+    log_n = float(torch.log(torch.tensor(float(n))))
+    # log q(z_n) = log (1/N) Σ_m q(z_n | x_m): log-sum-exp over the N rows, one row block at a time
+    log_q_z = torch.cat([q.log_prob(zb[:, :, None, :]).sum(-1).logsumexp(-1)
+                         for zb in z.split(max(1, 2 ** 22 // max(1, n * n)), dim=0)]) - log_n  # (S, N)
+    log_p_z = model.prior.log_prob(z)                                            # (S, N)
+    information = float((log_q_zx - log_q_z).mean())
+    return RateSplit(information, float((log_q_z - log_p_z).mean()), log_n)
+
+
+def independent_pixels(X_fit: Any, X: Any) -> float:
+    """−E_x log p(x) in nats per row for independent Bernoulli pixels fitted to ``X_fit``: the model with no code.
+
+    p_j = (Σ_n x_nj + ½) / (n + 1) (add-½, so a pixel never seen on gets a finite cost). A VAE whose
+    code says nothing (rate R = 0) can at best reach this distortion: the R = 0 end of the
+    rate–distortion plane. Both arrays hold values in [0, 1], of shape (n_samples, n_features).
+
+    >>> round(independent_pixels(torch.tensor([[1.0, 0.0], [1.0, 1.0]]), torch.tensor([[1.0, 0.0]])), 4)
+    0.8755
+    """
+    from ._validation import check_2d
+
+    X_fit = check_2d(X_fit, "X_fit", dtype=torch.float64)
+    X = check_2d(X, "X", n_features=X_fit.shape[1], dtype=torch.float64)
+    for name, data in (("X_fit", X_fit), ("X", X)):
+        if (data < 0).any() or (data > 1).any():
+            raise ValueError(f"`{name}` must hold values in [0, 1] (binarized pixels), got values from "
+                             f"{float(data.min()):.4g} to {float(data.max()):.4g}")
+    p = (X_fit.sum(0) + 0.5) / (X_fit.shape[0] + 1)
+    return float(-(X * p.log() + (1 - X) * (1 - p).log()).sum(1).mean())
+
+
+__all__ += ["RateSplit", "rate_split", "independent_pixels"]

@@ -5,3 +5,4 @@ from .vae import *
 from .cvae import *
 from .vqvae import *
 from .sequence import *
+from .made import *

@@ -12,7 +12,7 @@ LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 # progress bars off in tests and stored notebooks (they would never compare equal); on in `make lab`
 export TQDM_DISABLE ?= 1
 
-.PHONY: lab test lessons student bench setup clean
+.PHONY: lab test lessons student bench site setup clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[lab,test]"
+	$(BIN)/python -m pip install --quiet -e ".[site]"
 	touch $@
 
 lab: $(STAMP) $(LAB_SETTINGS)
@@ -41,6 +42,10 @@ lessons: $(STAMP)
 # the student edition in student/ (solutions stubbed out, checkers report): `jupyter lab student` or Binder's second badge
 student: $(STAMP)
 	$(BIN)/python .ci/student.py notebooks student
+
+# the course as a static website in build/site/ (website/build.py): no re-execution, no network
+site: $(STAMP)
+	$(BIN)/python website/build.py
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

@@ -185,3 +185,34 @@ def test_bad_input(small, call, exc, msg):
 def test_bad_construction(build, exc, msg):
     with pytest.raises(exc, match=msg):
         build()
+
+
+# ------------------------------------------------------------------ ground truth: log p(x | c) on a latent grid
+
+
+def test_log_prob_is_the_closed_form_log_px_given_c_for_every_class(xc):
+    x, labels = xc
+    model = linear_cvae()
+    torch.testing.assert_close(model.log_prob(x, labels), log_px_given_c(x, labels), atol=1e-5, rtol=0)
+    for c in range(C):  # one label for all rows, as the lesson's generative classifier asks
+        torch.testing.assert_close(model.log_prob(x, c), log_px_given_c(x, torch.full((100,), c)), atol=1e-5, rtol=0)
+
+
+def test_log_prob_bounds_the_iwae_of_a_trained_2d_cvae():
+    torch.manual_seed(0)
+    x, y = data.digits("test", binarize="static", seed=1)
+    model = CVAE.mlp(64, n_classes=10, latent_dim=2, hidden=(32,))
+    vaelab.fit(model, (x, y), epochs=5, lr=3e-3, progress=False, seed=0, device="cpu")
+    exact = model.log_prob(x[:40], y[:40])
+    coarse = model.log_prob(x[:40], y[:40], n=200)
+    torch.manual_seed(1)
+    bound = model.iwae(x[:40], y[:40], k=500).double()
+    assert bound.mean() <= exact.mean() + 0.01  # the IWAE is a lower bound in expectation
+    assert (exact - bound).mean() < 0.3  # and a close one with k = 500
+    torch.testing.assert_close(coarse, exact, atol=1e-3, rtol=0)  # the grid's error at n = 200
+
+
+def test_log_prob_refuses_more_than_two_latent_dimensions():
+    model = CVAE.mlp(4, n_classes=2, latent_dim=3, hidden=(8,))
+    with pytest.raises(ValueError, match=r"works for latent_dim ≤ 2, got latent_dim=3; use the importance-weighted"):
+        model.log_prob(torch.rand(2, 4).round(), 0)

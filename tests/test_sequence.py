@@ -5,7 +5,7 @@ from torch.distributions import Independent, Normal, kl_divergence
 
 import vaelab
 from vaelab import data
-from vaelab.models import GRUDecoder, GRUEncoder, SequenceVAE
+from vaelab.models import ARGRUDecoder, GRUDecoder, GRUEncoder, SequenceVAE
 
 
 def test_elbo_terms_match_torch_distributions_over_every_step():
@@ -121,3 +121,76 @@ def test_bad_input(small, call, exc, msg):
 def test_bad_construction(build, exc, msg):
     with pytest.raises(exc, match=msg):
         build()
+
+
+# ------------------------------------------------------------------ the autoregressive decoder
+
+
+def test_autoregressive_decoder_reads_only_the_past_and_runs_free_on_its_own_output():
+    torch.manual_seed(0)
+    decoder = ARGRUDecoder(latent_dim=2, n_channels=1, length=9, hidden=5).eval()
+    z, x = torch.randn(3, 2), torch.randn(3, 9, 1)
+    changed = x.clone()
+    changed[:, 4] += 1.0
+    before, after = decoder(z, x), decoder(z, changed)
+    torch.testing.assert_close(before[:, :5], after[:, :5])  # f_t depends on x_{<t} only: t ≤ 4 unchanged
+    assert not torch.allclose(before[:, 5], after[:, 5])
+    free = decoder.generate(z)  # each mean is the next input: teacher forcing on its own output gives it back
+    torch.testing.assert_close(decoder(z, free), free)
+    assert decoder(torch.randn(4, 3, 2), x).shape == (4, 3, 9, 1)  # a leading sample axis (IWAE)
+
+
+def test_input_dropout_zeroes_past_inputs_in_training_only():
+    torch.manual_seed(0)
+    decoder = ARGRUDecoder(latent_dim=2, n_channels=1, length=6, hidden=4, input_dropout=0.999999)
+    z, x = torch.randn(3, 2), torch.randn(3, 6, 1)
+    decoder.train()
+    torch.testing.assert_close(decoder(z, x), decoder(z, torch.zeros_like(x)))  # every input dropped
+    decoder.eval()
+    assert not torch.allclose(decoder(z, x), decoder(z, torch.zeros_like(x)))
+
+
+def test_autoregressive_elbo_is_teacher_forced_and_iwae_1_matches():
+    torch.manual_seed(0)
+    model = SequenceVAE.gru(length=8, latent_dim=2, hidden=5, obs_scale=0.3, autoregressive=True)
+    x = torch.randn(4, 8, 1)
+    torch.manual_seed(1)
+    terms = model.elbo_terms(x)
+    torch.manual_seed(1)
+    mu, logvar = model.encode_params(x)
+    z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+    expected = Normal(model.decoder(z, x), 0.3).log_prob(x).sum((1, 2))
+    torch.testing.assert_close(terms.reconstruction, expected)
+    assert model.iwae(x, 3).shape == (4,) and model.sample(2).shape == (2, 8, 1)
+    assert model.sample(2, mean=True).shape == (2, 8, 1) and model.interpolate(x[0], x[1], 3).shape == (3, 8, 1)
+
+
+def test_autoregressive_decoder_collapses_and_free_bits_revive_z():
+    x = data.sines(256, 16, seed=0)
+    kls = {}
+    for free_bits in (0.0, 1.0):  # a learned σ, which starts at 1: at first z is worth less than its KL
+        model = SequenceVAE.gru(length=16, latent_dim=2, hidden=16, autoregressive=True)
+        h = vaelab.fit(model, x, epochs=15, lr=1e-2, batch_size=64, free_bits=free_bits, X_valid=x, progress=False,
+                       seed=0, device="cpu")
+        kls[free_bits] = h.valid_kl[-1]
+    assert kls[0.0] < 0.5 and kls[1.0] > 1.2  # nats: z unused without the floor, used with it (≈ 0.15 and ≈ 2)
+
+
+@pytest.mark.parametrize("build, msg", [
+    (lambda: SequenceVAE.gru(length=8, latent_dim=2, likelihood="bernoulli", autoregressive=True),
+     "`autoregressive=True` feeds the decoder's means back as inputs, so it needs likelihood='gaussian'"),
+    (lambda: SequenceVAE.gru(length=8, latent_dim=2, input_dropout=0.5),
+     "`input_dropout` drops the past inputs of an autoregressive decoder"),
+    (lambda: ARGRUDecoder(2, 1, 8, input_dropout=1.0), r"`input_dropout` must be a probability in \[0, 1\), got 1.0"),
+    (lambda: ARGRUDecoder(2, 1, 8, input_dropout=-0.1), "`input_dropout` must be a finite number >= 0, got -0.1"),
+])
+def test_bad_autoregressive_construction(build, msg):
+    with pytest.raises(ValueError, match=msg):
+        build()
+
+
+def test_autoregressive_config_rebuilds_the_same_model(tmp_path):
+    model = SequenceVAE.gru(length=8, latent_dim=2, hidden=4, obs_scale=0.5, autoregressive=True, input_dropout=0.2)
+    vaelab.train.save(model, tmp_path / "m.pt")
+    loaded = vaelab.train.load(tmp_path / "m.pt", device="cpu")
+    assert loaded.autoregressive and loaded.decoder.input_dropout == 0.2

@@ -265,3 +265,25 @@ def test_bad_construction(build, exc, msg):
 def test_bad_input(call, exc, msg):
     with pytest.raises(exc, match=msg):
         call()
+
+
+def test_log_prob_is_the_finite_mixture_log_sum_exp_and_bounds_the_elbo():
+    torch.manual_seed(0)
+    x = torch.bernoulli(torch.full((20, 6), 0.4))
+    model = VQVAE.mlp(6, n_codes=5, code_dim=2, hidden=(8,)).fit_prior(x)
+    pi = model.prior_probs[0]
+    brute = torch.stack([torch.logsumexp(torch.stack([pi[k].log() + model.decode(model.codebook[k]).log_prob(xi)
+                                                      for k in range(5)]), 0) for xi in x])
+    torch.testing.assert_close(model.log_prob(x), brute)
+    gap = model.log_prob(x) - model.elbo(x)
+    assert (gap >= -1e-5).all()  # the ELBO of a one-hot q is a lower bound on log p(x)
+    log_joint = model.decode(model.codebook[:, None]).log_prob(x).T + pi.log()  # (B, K)
+    chosen = model.codes(x)[:, 0]
+    resp = log_joint.log_softmax(-1)[torch.arange(20), chosen]
+    torch.testing.assert_close(gap, -resp)  # the gap is −log γ of the chosen code
+
+
+def test_log_prob_refuses_several_codes_per_example():
+    model = VQVAE.mlp(6, n_codes=5, code_dim=2, hidden=(8,), n_latents=2)
+    with pytest.raises(ValueError, match=r"n_codes\*\*n_latents = 5\*\*2 here; it is computed for n_latents = 1 only"):
+        model.log_prob(torch.zeros(2, 6))

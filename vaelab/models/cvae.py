@@ -15,10 +15,10 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
-from .. import objectives
-from .._validation import as_tensor, check_finite, check_nonnegative, check_positive_int
+from .. import continuous, objectives
+from .._validation import as_tensor, check_choice, check_finite, check_nonnegative, check_positive_int
 from ..priors import Prior, StandardNormal
-from .vae import VAE, ELBOTerms, _linear_layers, mlp
+from .vae import VAE, ELBOTerms, _linear_layers, _sum_dtype, mlp
 
 __all__ = ["CVAE", "one_hot"]
 
@@ -67,7 +67,10 @@ class _Given:
 class CVAE(VAE):
     """A conditional VAE: q_φ(z|x, c), p_θ(x|z, c), p(z), for a one-hot condition c of ``n_classes``.
 
-    The encoder reads the concatenation [x, c] and the decoder [z, c].
+    The encoder reads the concatenation [x, c] and the decoder [z, c]. The prior is one fixed p(z)
+    for every class (default N(0, I)), not the learned p(z|c) network of Sohn et al. (2015): the KL
+    term then pulls q(z|x, c) of every class toward the same p(z), which pushes z to be independent
+    of c — the class is left to c, and z holds what the classes share (style).
 
     Parameters
     ----------
@@ -221,6 +224,42 @@ class CVAE(VAE):
         k = check_positive_int(k, "k")
         x, c = self.check_data((x, c), "x")
         return objectives.iwae(self.log_weights(x, c, k))
+
+    @torch.no_grad()
+    def log_prob(self, x: torch.Tensor, c: Any, method: str = "quadrature", n: int | None = None, *,
+                 rule: str = "grid") -> torch.Tensor:
+        """log p(x|c) = log ∫ p_θ(x|z, c) p(z) dz per example, of shape (B,): the ground truth for latent_dim ≤ 2.
+
+        For each condition, the integral is summed on the latent grid of :meth:`VAE.log_prob` (same
+        ``n`` and ``rule``, same accuracy); ``c`` is one label for all (an int), labels of shape (B,)
+        or rows of shape (B, n_classes).
+
+        >>> _ = torch.manual_seed(0); model = CVAE.mlp(4, n_classes=2, latent_dim=2, hidden=(8,))
+        >>> x = torch.bernoulli(torch.full((3, 4), 0.5))
+        >>> bool((model.iwae(x, 1, k=100) <= model.log_prob(x, 1) + 0.05).all())
+        True
+        """
+        check_choice(method, "method", ("quadrature",))
+        check_choice(rule, "rule", ("grid", "gauss-hermite"))
+        if self.latent_dim > 2:
+            raise ValueError(f"log_prob sums p(x|z,c) p(z) over a grid of n**latent_dim nodes and works for latent_dim "
+                             f"≤ 2, got latent_dim={self.latent_dim}; use the importance-weighted bound "
+                             "cvae.iwae(x, c, k) (a lower bound on log p(x|c)) instead")
+        if rule == "gauss-hermite" and not isinstance(self.prior, StandardNormal):
+            raise ValueError(f"rule='gauss-hermite' is the rule for the prior N(0, I), got {type(self.prior).__name__}; "
+                             "use rule='grid' (any prior)")
+        if n is None:
+            n = (4000 if self.latent_dim == 1 else 400) if rule == "grid" else (200 if self.latent_dim == 1 else 100)
+        n = check_positive_int(n, "n")
+        x, c = self.check_data((x, c), "x")
+        out = torch.empty(x.shape[0], dtype=_sum_dtype(x), device=x.device)
+        conditions, which = torch.unique(c, dim=0, return_inverse=True)  # one grid sum per distinct condition
+        for j, row in enumerate(conditions):
+            rows = which == j
+            out[rows] = continuous.grid_log_prob(lambda z: self.decode(z, row.expand(z.shape[0], -1)), self.prior,
+                                                 x[rows], self.latent_dim, n, rule=rule, model_dtype=x.dtype,
+                                                 dtype=out.dtype)
+        return out
 
     @torch.no_grad()
     def sample(self, n: int, c: Any, *, mean: bool = False) -> torch.Tensor:

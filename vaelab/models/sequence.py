@@ -2,9 +2,11 @@
 
 Only the networks change: q(z|x) = N(mu, diag σ²) from the encoder GRU's last hidden state, p(x|z) =
 Π_t N(x_t; f_t(z), σ²) from the decoder GRU, p(z) = N(0, I). The ELBO, its training and its bounds
-are the VAE's (lesson 03). The decoder is not autoregressive: it sees z (and not the previous x_t) at
-every step, so everything it draws must come through z — an autoregressive decoder can model the
-series without z and invites posterior collapse (lesson 04). Derived in lesson 05.
+are the VAE's (lesson 03). :class:`GRUDecoder` is not autoregressive: it sees z (and not the previous
+x_t) at every step, so everything it draws must come through z. :class:`ARGRUDecoder` also reads
+x_{t-1} (teacher forcing), p(x|z) = Π_t N(x_t; f_t(z, x_{<t}), σ²): it can model the series without
+z, and does — posterior collapse (lesson 04) — unless its inputs are dropped now and then
+(Bowman et al., 2016). Derived in lesson 05.
 """
 from __future__ import annotations
 
@@ -12,13 +14,13 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.distributions import Distribution, Independent
+from torch.distributions import Distribution, Independent, Normal
 
-from .._validation import as_tensor, check_choice, check_finite, check_positive_int
+from .._validation import as_tensor, check_choice, check_finite, check_nonnegative, check_positive_int
 from ..priors import Prior
-from .vae import VAE
+from .vae import VAE, ELBOTerms
 
-__all__ = ["GRUDecoder", "GRUEncoder", "SequenceVAE"]
+__all__ = ["ARGRUDecoder", "GRUDecoder", "GRUEncoder", "SequenceVAE"]
 
 
 class GRUEncoder(nn.Module):
@@ -76,6 +78,80 @@ class GRUDecoder(nn.Module):
         return self.head(out).reshape(*lead, length, -1)  # (..., T, C)
 
 
+class ARGRUDecoder(nn.Module):
+    """An autoregressive decoder: the mean of x_t from z and the previous values x_{<t}, (..., length, n_channels).
+
+    The GRU starts from h_0 = tanh(W z + b) and reads [x_{t-1}, z] at step t (x_0 := 0). Given the
+    observed series (``forward(z, x)``, teacher forcing) all steps run at once; without it
+    (``generate``) each step's output is fed back as the next input. ``input_dropout`` is the
+    probability, during training only, that an input x_{t-1} is replaced by 0 (Bowman et al.'s word
+    dropout): the decoder cannot always read the past, so it must learn to read z.
+
+    >>> decoder = ARGRUDecoder(latent_dim=2, n_channels=1, length=20, hidden=8)
+    >>> decoder(torch.zeros(3, 2), torch.zeros(3, 20, 1)).shape, decoder.generate(torch.zeros(3, 2)).shape
+    (torch.Size([3, 20, 1]), torch.Size([3, 20, 1]))
+    """
+
+    autoregressive = True
+
+    def __init__(self, latent_dim: int, n_channels: int, length: int, hidden: int = 32, *,
+                 input_dropout: float = 0.0):
+        super().__init__()
+        latent_dim = check_positive_int(latent_dim, "latent_dim")
+        self.n_channels = check_positive_int(n_channels, "n_channels")
+        self.length = check_positive_int(length, "length")
+        hidden = check_positive_int(hidden, "hidden")
+        self.input_dropout = check_nonnegative(input_dropout, "input_dropout")
+        if self.input_dropout >= 1:
+            raise ValueError(f"`input_dropout` must be a probability in [0, 1), got {input_dropout}; "
+                             "at 1 the decoder would never see the past")
+        self.init = nn.Linear(latent_dim, hidden)
+        self.gru = nn.GRU(n_channels + latent_dim, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, n_channels)
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: the means f_t(z, x_{<t}) for every step of the observed ``x`` (..., T, C)."""
+        lead = z.shape[:-1]
+        x = x.expand(*lead, *x.shape[-2:]).reshape(-1, *x.shape[-2:])  # (N, T, C): IWAE passes z of (k, B, L)
+        z = z.reshape(-1, z.shape[-1])  # (N, L)
+        previous = torch.cat([torch.zeros_like(x[:, :1]), x[:, :-1]], dim=1)  # x_{t-1}, with x_0 = 0
+        if self.training and self.input_dropout > 0:
+            keep = torch.rand(previous.shape[:2], device=x.device) >= self.input_dropout  # (N, T)
+            previous = previous * keep[..., None].to(previous.dtype)
+        inputs = torch.cat([previous, z.unsqueeze(1).expand(-1, x.shape[1], -1)], dim=-1)  # (N, T, C + L)
+        h0 = torch.tanh(self.init(z)).unsqueeze(0)  # (1, N, hidden)
+        out, _ = self.gru(inputs, h0)
+        return self.head(out).reshape(*lead, x.shape[-2], -1)
+
+    def generate(self, z: torch.Tensor, length: int | None = None, noise: float = 0.0) -> torch.Tensor:
+        """Run free, of shape (..., length, C): each step's mean (plus ``noise`` · ε: a draw of x_t) is the next input."""
+        length = self.length if length is None else check_positive_int(length, "length")
+        lead = z.shape[:-1]
+        z = z.reshape(-1, z.shape[-1])
+        h = torch.tanh(self.init(z)).unsqueeze(0)
+        x_t = z.new_zeros(z.shape[0], 1, self.n_channels)
+        steps = []
+        for _ in range(length):
+            out, h = self.gru(torch.cat([x_t, z.unsqueeze(1)], dim=-1), h)
+            mean = self.head(out)  # (N, 1, C)
+            x_t = mean + noise * torch.randn_like(mean) if noise else mean
+            steps.append(x_t)
+        return torch.cat(steps, dim=1).reshape(*lead, length, -1)
+
+
+class _TeacherForced:
+    """A SequenceVAE whose autoregressive decoder reads the observed ``x``: VAE's bounds run on it unchanged."""
+
+    def __init__(self, model: "SequenceVAE", x: torch.Tensor):
+        self.model, self.x = model, x
+
+    def decode(self, z: torch.Tensor) -> Distribution:
+        return self.model.decode(z, self.x)
+
+    def __getattr__(self, name: str):  # encode_params, posterior, prior, latent_dim, …
+        return getattr(self.model, name)
+
+
 class SequenceVAE(VAE):
     """A VAE over series of shape (length, n_channels): GRU encoder to z, GRU decoder from z.
 
@@ -90,7 +166,9 @@ class SequenceVAE(VAE):
     likelihood, obs_scale, prior : as for :class:`VAE`; the default likelihood is "gaussian"
 
     Build the usual one with :meth:`SequenceVAE.gru`; train it with ``vaelab.fit(model, x, ...)``
-    on x of shape (n_series, length, n_channels).
+    on x of shape (n_series, length, n_channels). With an autoregressive decoder
+    (``SequenceVAE.gru(..., autoregressive=True)``, an :class:`ARGRUDecoder`) the bounds score
+    p(x|z) = Π_t p(x_t | z, x_{<t}) by teacher forcing, and sampling runs the decoder free.
 
     >>> model = SequenceVAE.gru(length=20, latent_dim=2, hidden=8)
     >>> x = torch.randn(4, 20, 1)
@@ -110,18 +188,35 @@ class SequenceVAE(VAE):
 
     @classmethod
     def gru(cls, length: int, latent_dim: int, *, n_channels: int = 1, hidden: int = 32,
-            likelihood: str = "gaussian", obs_scale: float | None = None) -> "SequenceVAE":
-        """A SequenceVAE with a :class:`GRUEncoder` and a :class:`GRUDecoder` of ``hidden`` units.
+            likelihood: str = "gaussian", obs_scale: float | None = None, autoregressive: bool = False,
+            input_dropout: float = 0.0) -> "SequenceVAE":
+        """A SequenceVAE with a :class:`GRUEncoder` and a decoder of ``hidden`` units.
+
+        The decoder is a :class:`GRUDecoder` (z alone), or with ``autoregressive=True`` an
+        :class:`ARGRUDecoder` (z and x_{<t}; Gaussian likelihood only) that drops its inputs with
+        probability ``input_dropout`` during training.
 
         >>> SequenceVAE.gru(length=50, latent_dim=3).latent_dim
         3
+        >>> SequenceVAE.gru(length=50, latent_dim=3, obs_scale=0.1, autoregressive=True).autoregressive
+        True
         """
         check_choice(likelihood, "likelihood", ("bernoulli", "gaussian"))
-        model = cls(GRUEncoder(n_channels, latent_dim, hidden), GRUDecoder(latent_dim, n_channels, length, hidden),
-                    length=length, n_channels=n_channels, latent_dim=latent_dim, likelihood=likelihood,
-                    obs_scale=obs_scale)
+        if not isinstance(autoregressive, bool):
+            raise TypeError(f"`autoregressive` must be True or False, got {type(autoregressive).__name__}")
+        if autoregressive and likelihood != "gaussian":
+            raise ValueError("`autoregressive=True` feeds the decoder's means back as inputs, so it needs "
+                             f"likelihood='gaussian', got likelihood={likelihood!r}")
+        if input_dropout and not autoregressive:
+            raise ValueError(f"`input_dropout` drops the past inputs of an autoregressive decoder; the plain "
+                             f"decoder reads none. Pass autoregressive=True, got input_dropout={input_dropout}")
+        decoder = (ARGRUDecoder(latent_dim, n_channels, length, hidden, input_dropout=input_dropout)
+                   if autoregressive else GRUDecoder(latent_dim, n_channels, length, hidden))
+        model = cls(GRUEncoder(n_channels, latent_dim, hidden), decoder, length=length, n_channels=n_channels,
+                    latent_dim=latent_dim, likelihood=likelihood, obs_scale=obs_scale)
         model.config = {"builder": "gru", "length": length, "latent_dim": latent_dim, "n_channels": n_channels,
-                        "hidden": hidden, "likelihood": likelihood, "obs_scale": obs_scale}
+                        "hidden": hidden, "likelihood": likelihood, "obs_scale": obs_scale,
+                        "autoregressive": autoregressive, "input_dropout": input_dropout}
         return model
 
     @classmethod
@@ -133,10 +228,45 @@ class SequenceVAE(VAE):
         """Rebuild a model from its ``config`` (used by :func:`vaelab.train.load`)."""
         return cls.gru(**{k: v for k, v in config.items() if k != "builder"})
 
-    def decode(self, z: torch.Tensor) -> Distribution:
-        """p(x|z) = Π_t p(x_t|z): event shape (length, n_channels), so ``log_prob`` sums over time too."""
-        # the VAE's per-step likelihood (event: the channels), with the time axis made part of the event
-        return Independent(super().decode(z), 1, validate_args=False)
+    @property
+    def autoregressive(self) -> bool:
+        """True when the decoder reads the previous values x_{<t} as well as z (an :class:`ARGRUDecoder`)."""
+        return bool(getattr(self.decoder, "autoregressive", False))
+
+    def decode(self, z: torch.Tensor, x: torch.Tensor | None = None) -> Distribution:
+        """p(x|z) = Π_t p(x_t|z, …): event shape (length, n_channels), so ``log_prob`` sums over time too.
+
+        An autoregressive decoder needs the observed series ``x`` to score it (teacher forcing: the
+        means f_t(z, x_{<t})); without ``x`` it runs free from its own means, which is for drawing
+        pictures (``.mean``), not for scoring. A plain decoder ignores ``x``.
+        """
+        if not self.autoregressive:
+            # the VAE's per-step likelihood (event: the channels), with the time axis made part of the event
+            return Independent(super().decode(z), 1, validate_args=False)
+        mean = self.decoder.generate(z) if x is None else self.decoder(z, x)
+        mean = mean.to(z.dtype)  # (..., T, C)
+        return Independent(Normal(mean, self.log_obs_scale.exp().expand_as(mean), validate_args=False), 2,
+                           validate_args=False)
+
+    def elbo_terms(self, x: torch.Tensor, *, mc_kl: bool = False) -> ELBOTerms:
+        """Reconstruction and KL per example from one reparameterized sample (teacher-forced if autoregressive)."""
+        return VAE.elbo_terms(_TeacherForced(self, x) if self.autoregressive else self, x, mc_kl=mc_kl)
+
+    def log_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """log p(x|z_i) + log p(z_i) − log q(z_i|x) for z_i ~ q(z|x), of shape (k, B) (no input checks)."""
+        return VAE.log_weights(_TeacherForced(self, x) if self.autoregressive else self, x, k)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, mean: bool = False) -> torch.Tensor:
+        """Draw ``n`` series x ~ p(x), of shape (n, length, n_channels); ``mean=True``: the noise-free series.
+
+        An autoregressive decoder runs free: each drawn x_t (or, with ``mean=True``, each mean) is the next input.
+        """
+        if not self.autoregressive:
+            return super().sample(n, mean=mean)
+        n = check_positive_int(n, "n")
+        z = self.prior.sample(n)
+        return self.decoder.generate(z, noise=0.0 if mean else float(self.log_obs_scale.exp()))
 
     def check_data(self, X: Any, name: str = "X") -> torch.Tensor:
         """``X`` as a finite tensor of shape (n, length, n_channels) on the model's device and dtype."""

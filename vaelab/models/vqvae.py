@@ -464,6 +464,27 @@ class VQVAE(nn.Module):
         self.prior_logits.copy_((counts + pseudocount).log())  # log of unnormalised π; log_softmax normalises
         return self
 
+    @torch.no_grad()
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """The exact log p(x) = log Σ_k π_k p(x|e_k) per example, of shape (B,), with π = :attr:`prior_probs`.
+
+        With one code per example the model is a finite mixture of ``n_codes`` components, so its
+        likelihood is one log-sum-exp (lesson 01); the ELBO falls short of it by −log γ_k(x) of the
+        chosen code. ``n_latents`` > 1 would need a sum over n_codes**n_latents combinations.
+
+        >>> _ = torch.manual_seed(0); model = VQVAE.mlp(4, n_codes=8, code_dim=2, hidden=(16,))
+        >>> x = torch.bernoulli(torch.full((3, 4), 0.5))
+        >>> bool((model.elbo(x) <= model.log_prob(x) + 1e-5).all())
+        True
+        """
+        if self.n_latents != 1:
+            raise ValueError(f"log_prob sums over every combination of codes, n_codes**n_latents = "
+                             f"{self.n_codes}**{self.n_latents} here; it is computed for n_latents = 1 only")
+        x = self.check_data(x, "x")
+        log_px_k = self.decode(self.codebook[:, None, :].to(x.dtype)).log_prob(x)  # (K, B): log p(x | e_k)
+        log_pi = self.prior_logits[0].log_softmax(-1).to(log_px_k.dtype)  # (K,)
+        return torch.logsumexp(log_px_k + log_pi[:, None], dim=0)
+
     @property
     def prior_probs(self) -> torch.Tensor:
         """π, the categorical prior over codes, of shape (n_latents, n_codes); uniform until :meth:`fit_prior`."""

@@ -60,29 +60,44 @@ def digits_on_demand(model: Any, digit: int, z: Sequence[float] = (0.0, 0.0), *,
     axes[1].set_title("every class at this z: same style")
     axes[2].imshow(image_grid(grid, n_grid), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
     axes[2].set_title(f"c = {digit} across $z_1, z_2$")
+    # latent axes on the grid: tick k sits at the centre of the k-th image, at z = t[k]
+    centres = np.arange(n_grid) * (side + 1) + (side - 1) / 2
+    ticks = [0, n_grid // 2, n_grid - 1]
+    axes[2].set_xticks(centres[ticks], [f"{float(t[k]):.1f}" for k in ticks])
+    axes[2].set_yticks(centres[ticks], [f"{float(t.flip(0)[k]):.1f}" for k in ticks])
+    axes[2].set_xlabel("$z_1$")
+    axes[2].set_ylabel("$z_2$")
     # frame the grid cell nearest to the current z
     col = int(np.clip(np.round((float(z0[0, 0]) + span) / (2 * span) * (n_grid - 1)), 0, n_grid - 1))
     zy = float(z0[0, 1]) if model.latent_dim > 1 else 0.0
     row = int(np.clip(np.round((span - zy) / (2 * span) * (n_grid - 1)), 0, n_grid - 1))
     axes[2].add_patch(Rectangle((col * (side + 1) - 0.5, row * (side + 1) - 0.5), side, side,
                                 fill=False, edgecolor="tab:red", linewidth=2))
-    for ax in axes:
+    for ax in axes[:2]:
         ax.set_axis_off()
+    axes[2].tick_params(length=0, labelsize=8)
+    for spine in axes[2].spines.values():
+        spine.set_visible(False)
     fig.tight_layout()
     return fig
 
 
 def codebook_map(z_e: Any, codebook: Any, *, labels: Any = None, means: Any = None, counts: Any = None,
-                 ax: Axes | None = None, title: str | None = None) -> Axes:
+                 means_label: str = "GMM means", ax: Axes | None = None, title: str | None = None) -> Axes:
     """Encoded points z_e (first two coordinates, coloured by ``labels``) with the codebook on top.
 
-    Codes are black crosses (hollow where ``counts`` says the code is never used); ``means`` (e.g. a
-    Gaussian mixture's, fitted to the same z_e) are drawn as red circles.
+    Codes are black crosses (grey where ``counts`` says the code is never used); ``means`` (e.g.
+    k-means centres or a Gaussian mixture's means, fitted to the same z_e) are drawn as red circles,
+    named ``means_label`` in the legend. With ``labels`` a colour bar names the digit of each colour.
     """
     ax = ax or plt.gca()
     z_e, codebook = _numpy(z_e).reshape(-1, _numpy(codebook).shape[-1]), _numpy(codebook)
     c = None if labels is None else _numpy(labels)
-    ax.scatter(z_e[:, 0], z_e[:, 1], c=c, s=4, cmap="tab10", vmin=-0.5, vmax=9.5, alpha=0.6)
+    points = ax.scatter(z_e[:, 0], z_e[:, 1], c=c, s=4, cmap="tab10", vmin=-0.5, vmax=9.5, alpha=0.6)
+    if labels is not None:
+        bar = ax.figure.colorbar(points, ax=ax, ticks=range(10), fraction=0.046, pad=0.02)
+        bar.set_label("digit")
+        bar.solids.set_alpha(1)
     used = np.ones(len(codebook), bool) if counts is None else _numpy(counts) > 0
     ax.scatter(codebook[used, 0], codebook[used, 1], marker="x", c="k", s=50, linewidths=2, label="codebook")
     if (~used).any():
@@ -90,7 +105,7 @@ def codebook_map(z_e: Any, codebook: Any, *, labels: Any = None, means: Any = No
     if means is not None:
         means = _numpy(means)
         ax.scatter(means[:, 0], means[:, 1], marker="o", facecolors="none", edgecolors="tab:red", s=70,
-                   linewidths=1.5, label="GMM means")
+                   linewidths=1.5, label=means_label)
     ax.set_xlabel("$z_{e,1}$")
     ax.set_ylabel("$z_{e,2}$")
     ax.set_aspect("equal", adjustable="datalim")
@@ -117,7 +132,10 @@ def usage_bars(counts: Any, *, ax: Axes | None = None, title: str | None = None)
 
 def series_grid(x: Any, reconstruction: Any = None, *, n_cols: int = 4, fig: Figure | None = None,
                 title: str | None = None) -> Figure:
-    """Series of shape (n, length, 1) in small panels, each with its ``reconstruction`` overlaid (dashed)."""
+    """Series of shape (n, length, 1) in small panels, each with its ``reconstruction`` overlaid (dashed).
+
+    The panels share one y scale, labelled on the left column, and the time axis on the bottom row.
+    """
     x = _numpy(x)[..., 0]
     recon = None if reconstruction is None else _numpy(reconstruction)[..., 0]
     n_rows = -(-len(x) // n_cols)
@@ -131,7 +149,12 @@ def series_grid(x: Any, reconstruction: Any = None, *, n_cols: int = 4, fig: Fig
         ax.plot(x[i], ".-", color="0.35", markersize=3, linewidth=0.8, label="series")
         if recon is not None:
             ax.plot(recon[i], "--", color="tab:red", linewidth=1.5, label="reconstruction")
-        ax.set_yticks([])
+        ax.axhline(0, color="0.85", linewidth=0.6, zorder=0)
+        ax.tick_params(labelsize=7)
+        if i % n_cols == 0:
+            ax.set_ylabel("$x_t$", fontsize=8)
+        if i >= len(x) - n_cols:
+            ax.set_xlabel("t", fontsize=8)
     if recon is not None:
         axes[0].legend(fontsize=7, loc="lower left")
     if title:

@@ -315,7 +315,7 @@ def test_from_parameters_builds_a_usable_model():
 
 
 @pytest.mark.parametrize("args, msg", [
-    (([0.5, 0.6], [[0.0], [1.0]], np.ones((2, 1, 1))), r"`weights` must sum to 1, got a sum of 1.1"),
+    (([0.5, 0.6], [[0.0], [1.0]], np.ones((2, 1, 1))), r"`weights` must sum to 1 \(within 1e-06\), got a sum of 1.1"),
     (([1.0], [[0.0], [1.0]], np.ones((2, 1, 1))), r"`weights` must have shape \(n_components,\) = \(2,\), got shape \(1,\)"),
     (([0.5, 0.5], [0.0, 1.0], np.ones((2, 1, 1))), r"`means` must have shape \(n_components, n_features\), got shape \(2,\)"),
     (([0.5, 0.5], [[0.0], [1.0]], np.ones((2, 2, 2))), r"`covariances` must have shape \(2, 1, 1\) for covariance_type='full', got shape \(2, 2, 2\)"),
@@ -347,7 +347,7 @@ def test_from_parameters_diag_must_be_positive():
     ({"max_iter": -1}, X, r"`max_iter` must be an integer >= 0, got -1"),
     ({"means_init": np.zeros((2, 3))}, X, r"`means_init` must have shape \(n_components, n_features\) = \(3, 3\), got shape \(2, 3\)"),
     ({"weights_init": np.ones(2) / 2}, X, r"`weights_init` must have shape \(n_components,\) = \(3,\), got shape \(2,\)"),
-    ({"weights_init": np.array([0.5, 0.3, 0.3])}, X, r"`weights_init` must sum to 1, got a sum of 1.1"),
+    ({"weights_init": np.array([0.5, 0.3, 0.3])}, X, r"`weights_init` must sum to 1 \(within 1e-08\), got a sum of 1.1"),
     ({"weights_init": np.array([1.2, -0.1, -0.1])}, X, r"`weights_init` must be non-negative"),
     ({"precisions_init": np.ones((3, 3))}, X, r"`precisions_init` must have shape \(3, 3, 3\) for covariance_type='full', got shape \(3, 3\)"),
     ({"precisions_init": -np.stack([np.eye(3)] * 3)}, X, r"`precisions_init` must hold positive-definite matrices; component 0 is not"),
@@ -470,3 +470,87 @@ def test_start_at_points():
         gmm.start_at_points(X, 300)
     with pytest.raises(ValueError, match=r"`n_components` must be <= n_samples: got n_components=4 but x has n_samples=3 row"):
         gmm.em_path(X[:3], 4)
+
+
+# ---------------------------------------------------------------- far from zero: no silent loss of digits
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_data_far_from_zero_fit_as_well_as_centred_data(covariance_type):
+    """E[x²] − μ² at x ≈ 1e8 cancels every digit: this fit was wrong (or failed) in most seeds for diag/spherical."""
+    for seed in range(10):
+        x = np.random.RandomState(seed).randn(300, 2)
+        far = GaussianMixture(1, covariance_type=covariance_type, random_state=0).fit(1e8 + x)
+        centred = GaussianMixture(1, covariance_type=covariance_type, random_state=0).fit(x)
+        np.testing.assert_allclose(far.covariances_, centred.covariances_, rtol=1e-6)
+        np.testing.assert_allclose(far.means_ - 1e8, centred.means_, atol=1e-6)
+        assert far.score(1e8 + x) == pytest.approx(centred.score(x), abs=1e-6)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_a_component_far_from_the_others_keeps_its_variance(covariance_type):
+    rng = np.random.RandomState(0)
+    near, far = rng.randn(200, 2), 1e8 + rng.randn(200, 2)
+    model = GaussianMixture(2, covariance_type=covariance_type, means_init=[[0.0, 0.0], [1e8, 1e8]]).fit(np.concatenate([near, far]))
+    expected = far.var(0) if covariance_type == "diag" else far.var(0).mean()
+    np.testing.assert_allclose(np.asarray(model.covariances_)[1], expected + 1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_public_math_far_from_zero_equals_the_centred_answer(covariance_type):
+    weights, means, cov = random_mixture(covariance_type=covariance_type)
+    x = means.repeat(10, 1) + torch.randn(30, 2, dtype=F64)  # ten points about each mean: no near-empty component
+    shift = 1e8
+    torch.testing.assert_close(gmm.log_likelihood(x + shift, weights, means + shift, cov),
+                               gmm.log_likelihood(x, weights, means, cov), rtol=0, atol=1e-6)
+    resp = gmm.e_step(x, weights, means, cov)
+    far_fit, centred_fit = gmm.m_step(x + shift, resp, covariance_type=covariance_type), gmm.m_step(x, resp, covariance_type=covariance_type)
+    torch.testing.assert_close(far_fit[2], centred_fit[2], rtol=1e-6, atol=0)
+
+
+def test_far_from_zero_in_float32():
+    x = torch.randn(300, 2, generator=torch.Generator().manual_seed(0))
+    far = GaussianMixture(1, covariance_type="diag", dtype=torch.float32).fit(1e4 + x)
+    centred = GaussianMixture(1, covariance_type="diag", dtype=torch.float32).fit(x)
+    torch.testing.assert_close(far.covariances_, centred.covariances_, rtol=1e-3, atol=0)
+
+
+# ---------------------------------------------------------------- the public math checks what it is given
+
+@pytest.mark.parametrize("call, msg", [
+    (lambda x, w, m, c: gmm.log_likelihood(x, torch.tensor([-0.5, 1.5], dtype=F64), m, c),
+     r"`weights` must be non-negative, got a minimum of -0.5"),
+    (lambda x, w, m, c: gmm.e_step(x, torch.tensor([0.6, 0.6], dtype=F64), m, c),
+     r"`weights` must sum to 1 \(within 1e-08\), got a sum of 1.2"),
+    (lambda x, w, m, c: gmm.e_step(x, w, torch.tensor([[0.0, float("nan")], [1.0, 1.0]], dtype=F64), c),
+     r"`means` must contain only finite values, got 1 NaN or infinite value\(s\), the first at index \(0, 1\)"),
+    (lambda x, w, m, c: gmm.log_likelihood(x, w, m, torch.full_like(c, float("inf"))),
+     r"`covariances` must contain only finite values"),
+    (lambda x, w, m, c: gmm.m_step(x, torch.tensor([[1.5, -0.5]] * 5, dtype=F64)),
+     r"`resp` must be non-negative \(probabilities\), got -0.5 at index \(0, 1\)"),
+    (lambda x, w, m, c: gmm.m_step(x, torch.tensor([[0.5, 0.4]] * 5, dtype=F64)),
+     r"`resp` must have rows that sum to 1 \(p\(z = k \| x_n\) over k, within 1e-08\), got a sum of 0.9 in row 0"),
+    (lambda x, w, m, c: gmm.m_step(x, torch.tensor([[0.5, float("nan")]] * 5, dtype=F64)),
+     r"`resp` must contain only finite values"),
+])
+def test_math_functions_check_probabilities_and_finiteness(call, msg):
+    weights, means, cov = random_mixture(K=2)
+    with pytest.raises(ValueError, match=msg):
+        call(torch.randn(5, 2, dtype=F64), weights, means, cov)
+
+
+def test_float32_weights_that_sum_to_one_in_float32_are_accepted():
+    rng = np.random.RandomState(0)
+    for _ in range(1000):
+        w = rng.dirichlet(np.ones(3)).astype(np.float32)
+        w /= w.sum()  # as a user would: sums to 1 up to float32 rounding, e.g. 0.99999994
+        GaussianMixture(3, weights_init=w, max_iter=0)._check_initial_parameters(3, torch.device("cpu"))
+        GaussianMixture(3, weights_init=w, max_iter=0, dtype=torch.float32)._check_initial_parameters(3, torch.device("cpu"))
+    with pytest.raises(ValueError, match=r"`weights_init` must sum to 1 \(within 2.9e-06\), got a sum of 1.000009"):
+        GaussianMixture(3, weights_init=np.array([0.5, 0.25, 0.250009], dtype=np.float32)).fit(X)
+
+
+def test_half_precision_is_refused_up_front():
+    with pytest.raises(ValueError, match=r"`dtype` must be torch.float64 or torch.float32, got torch.float16: half precision"):
+        GaussianMixture(2, dtype=torch.float16).fit(X)
+    with pytest.raises(ValueError, match=r"half precision"):
+        GaussianMixture.from_parameters([1.0], [[0.0]], [[[1.0]]], dtype=torch.bfloat16)

@@ -23,6 +23,7 @@ __all__ = [
     "check_positive",
     "check_positive_int",
     "check_probabilities",
+    "sum_tolerance",
 ]
 
 
@@ -156,15 +157,35 @@ def check_2d(X: Any, name: str = "X", *, n_features: int | None = None, min_samp
     return check_finite(t, name)
 
 
-def check_probabilities(p: Any, name: str, *, atol: float = 1e-6) -> torch.Tensor:
-    """Return ``p`` as a 1-D tensor of non-negative numbers summing to 1, or raise."""
+def sum_tolerance(dtype: torch.dtype, n_terms: int) -> float:
+    """How far from 1 a sum of ``n_terms`` probabilities stored in ``dtype`` may be: 8 n ε, at least 1e-8.
+
+    Rounding each entry to ``dtype`` moves it by up to ε/2 of itself, so the sum of numbers that summed
+    to 1 before rounding is within n ε/2 of 1 (float32, K = 3: 1.8e-7; the tolerance is 2.9e-6).
+
+    >>> sum_tolerance(torch.float64, 3), round(sum_tolerance(torch.float32, 3), 9)
+    (1e-08, 2.861e-06)
+    """
+    return max(1e-8, 8 * n_terms * torch.finfo(dtype).eps)
+
+
+def check_probabilities(p: Any, name: str, *, atol: float | None = None) -> torch.Tensor:
+    """Return ``p`` as a 1-D tensor of non-negative numbers summing to 1, or raise.
+
+    ``atol``: how far from 1 the sum may be; by default ``sum_tolerance`` of ``p``'s own dtype.
+
+    >>> check_probabilities(np.array([0.2, 0.3, 0.5], dtype=np.float32), "weights").sum().item()
+    1.0
+    """
     t = as_tensor(p, name)
     if t.ndim != 1 or t.numel() == 0:
         raise ValueError(f"`{name}` must be a non-empty 1-D array of probabilities, got shape {tuple(t.shape)}")
     check_finite(t, name)
     if (t < 0).any():
         raise ValueError(f"`{name}` must be non-negative, got a minimum of {float(t.min()):.4g}")
-    total = float(t.sum())
+    total = float(t.double().sum())
+    if atol is None:
+        atol = sum_tolerance(t.dtype, t.numel())
     if abs(total - 1.0) > atol:
-        raise ValueError(f"`{name}` must sum to 1, got a sum of {total:.6g}")
+        raise ValueError(f"`{name}` must sum to 1 (within {atol:.2g}), got a sum of {total:.10g}")
     return t

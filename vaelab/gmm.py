@@ -24,7 +24,7 @@ from sklearn.exceptions import ConvergenceWarning as _SklearnConvergenceWarning
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
 from ._validation import (as_tensor, check_2d, check_choice, check_finite, check_nonnegative,
-                          check_positive_int, check_probabilities)
+                          check_positive_int, check_probabilities, sum_tolerance)
 from .compare import gmm_n_parameters
 from .device import get_device
 
@@ -105,7 +105,25 @@ def _check_mixture(x: Any, weights: Any, means: Any, covariances: Any):
     if tuple(covariances.shape) != expected:
         raise ValueError(f"`covariances` must have shape {expected} for a {covariance_type} mixture, "
                          f"got shape {tuple(covariances.shape)}")
+    # NaN or negative weights would flow on silently as NaN or wrong densities, not as an error
+    check_probabilities(weights.detach(), "weights")
+    check_finite(means.detach(), "means")
+    check_finite(covariances.detach(), "covariances")
     return x, weights, means, covariances, covariance_type
+
+
+def _check_resp(resp: torch.Tensor) -> None:
+    """Responsibilities are a distribution over components for each row: finite, >= 0, rows summing to 1."""
+    check_finite(resp, "resp")
+    if bool((resp < 0).any()):
+        n, k = (int(i) for i in (resp < 0).nonzero()[0])
+        raise ValueError(f"`resp` must be non-negative (probabilities), got {float(resp[n, k]):.4g} at index ({n}, {k})")
+    sums = resp.double().sum(1)
+    atol = sum_tolerance(resp.dtype, resp.shape[1])
+    worst = int((sums - 1).abs().argmax())
+    if abs(float(sums[worst]) - 1) > atol:
+        raise ValueError(f"`resp` must have rows that sum to 1 (p(z = k | x_n) over k, within {atol:.2g}), "
+                         f"got a sum of {float(sums[worst]):.10g} in row {worst}")
 
 
 # ---------------------------------------------------------------------------- the Gaussian parts
@@ -177,12 +195,32 @@ def _estimate_log_gaussian_prob(X: torch.Tensor, means: torch.Tensor, precisions
         precisions = precisions_chol ** 2  # (K, D)
         X_sq = X * X if X_sq is None else X_sq
         maha = ((means ** 2 * precisions).sum(1) - 2.0 * (X @ (means * precisions).T) + X_sq @ precisions.T)
+        _refine_far_distances(maha, X, means, precisions)
     else:
         precisions = precisions_chol ** 2  # (K,)
         row_sq = (X * X).sum(1) if X_sq is None else X_sq.sum(1)
         maha = ((means ** 2).sum(1) * precisions - 2.0 * (X @ means.T * precisions)
                 + torch.outer(row_sq, precisions))
+        _refine_far_distances(maha, X, means, precisions[:, None].expand_as(means))
     return -0.5 * (n_features * math.log(2 * math.pi) + maha) + log_det
+
+
+def _far_from_zero(means: torch.Tensor, precisions: torch.Tensor) -> torch.Tensor:
+    """Components whose expanded distances μ²/σ² − 2xμ/σ² + x²/σ² lose half their digits, of shape (K,).
+
+    Near x ≈ μ_k each term is about Σ_d μ_kd²/σ_kd² while their sum is about D: the rounding error
+    is ε Σ_d μ_kd²/σ_kd² nats, so past ε^(−1/2) (6.7e7 in float64, 2.9e3 in float32, i.e. a mean
+    8,200 or 54 of its standard deviations from 0) the distances are computed from centred data.
+    """
+    return (means ** 2 * precisions).sum(1) * math.sqrt(torch.finfo(means.dtype).eps) > 1.0
+
+
+def _refine_far_distances(maha: torch.Tensor, X: torch.Tensor, means: torch.Tensor, precisions: torch.Tensor) -> None:
+    """Recompute in place, as Σ_d (x_nd − μ_kd)² / σ_kd², the columns of the components far from zero."""
+    far = _far_from_zero(means, precisions)
+    if bool(far.any()):  # rare (data far from the origin): the usual case costs this one check
+        for k in far.nonzero()[:, 0].tolist():
+            maha[:, k] = (X - means[k]).square_() @ precisions[k]
 
 
 def _estimate_log_prob_resp(X: torch.Tensor, weights: torch.Tensor, means: torch.Tensor,
@@ -211,9 +249,19 @@ def _estimate_gaussian_covariances_full(resp, X, nk, means, reg_covar):
 
 
 def _estimate_gaussian_covariances_diag(resp, X, nk, means, reg_covar, X_sq=None):
-    """σ²_kd = Σ_n γ_nk x_nd² / N_k − μ_kd² + reg_covar."""
+    """σ²_kd = Σ_n γ_nk x_nd² / N_k − μ_kd² + reg_covar.
+
+    E[x²] − μ² (scikit-learn's formula, one matrix product) loses every digit when μ² ≫ σ²; the
+    components where it loses more than half of them are recomputed from centred data,
+    Σ_n γ_nk (x_nd − μ_kd)² / N_k.
+    """
     X_sq = X * X if X_sq is None else X_sq
-    return (resp.T @ X_sq) / nk[:, None] - means ** 2 + reg_covar
+    covariances = (resp.T @ X_sq) / nk[:, None] - means ** 2  # (K, D)
+    far = (means ** 2 * math.sqrt(torch.finfo(means.dtype).eps) > covariances).any(1)  # (K,)
+    if bool(far.any()):
+        for k in far.nonzero()[:, 0].tolist():
+            covariances[k] = (resp[:, k] @ (X - means[k]).square_()) / nk[k]
+    return covariances + reg_covar
 
 
 def _estimate_gaussian_parameters(X: torch.Tensor, resp: torch.Tensor, reg_covar: float, covariance_type: str,
@@ -286,12 +334,12 @@ def m_step(x: Any, resp: Any, *, covariance_type: str = "full",
     >>> [[round(v, 6) for v in t.flatten().tolist()] for t in (weights, means, covariances)]
     [[0.666667, 0.333333], [1.0, 10.0], [1.0, 0.0]]
     """
+    check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
     x, resp = _common(x, resp, names=("x", "resp"))
     x = check_2d(x, "x")
     if resp.ndim != 2 or resp.shape[0] != x.shape[0]:
         raise ValueError(f"`resp` must have shape (n_samples, n_components) = ({x.shape[0]}, K), got shape {tuple(resp.shape)}")
-    check_finite(resp, "resp")
-    check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
+    _check_resp(resp.detach())
     reg_covar = check_nonnegative(reg_covar, "reg_covar")
     nk, means, covariances = _estimate_gaussian_parameters(x, resp, reg_covar, covariance_type)
     return nk / nk.sum(), means, covariances
@@ -327,6 +375,7 @@ def _kmeans_plusplus(X: torch.Tensor, n_clusters: int, rng: np.random.RandomStat
     """
     n_samples = X.shape[0]
     n_local_trials = 2 + int(np.log(n_clusters))
+    X = X - X.mean(0)  # distances do not change; their expansion keeps its digits far from the origin
     X_sq_norms = (X * X).sum(1)
     first = int(rng.choice(n_samples, p=np.full(n_samples, 1.0) / n_samples))
     indices = [first]
@@ -355,6 +404,7 @@ def _initial_resp(X: torch.Tensor, n_components: int, init_params: str, rng: np.
         resp = torch.as_tensor(rng.uniform(size=(n_samples, n_components)), dtype=X.dtype, device=X.device)
         return resp / resp.sum(1, keepdim=True)
     seeds = _kmeans_plusplus(X, n_components, rng)
+    X = X - X.mean(0)  # as in _kmeans_plusplus: the same nearest seeds, computed with all their digits
     nearest = _squared_distances(X[seeds], X, (X * X).sum(1)).argmin(0)  # (N,)
     resp = X.new_zeros((n_samples, n_components))
     resp[torch.arange(n_samples, device=X.device), nearest] = 1.0
@@ -456,10 +506,11 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         K, dtype = self.n_components, self.dtype
         out = {}
         if self.weights_init is not None:
-            w = as_tensor(self.weights_init, "weights_init", dtype=torch.float64)
+            w = as_tensor(self.weights_init, "weights_init")  # its own dtype sets the tolerance on its sum
             if w.shape != (K,):
                 raise ValueError(f"`weights_init` must have shape (n_components,) = ({K},), got shape {tuple(w.shape)}")
-            out["weights"] = check_probabilities(w, "weights_init", atol=1e-6 if dtype == torch.float32 else 1e-8)
+            atol = sum_tolerance(w.dtype if w.dtype.itemsize < dtype.itemsize else dtype, K)
+            out["weights"] = check_probabilities(w, "weights_init", atol=atol)
         if self.means_init is not None:
             m = check_finite(as_tensor(self.means_init, "means_init", dtype=dtype), "means_init")
             if m.shape != (K, n_features):
@@ -635,7 +686,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):
         if means_t.ndim != 2 or 0 in means_t.shape:
             raise ValueError(f"`means` must have shape (n_components, n_features), got shape {tuple(means_t.shape)}")
         n_components, n_features = means_t.shape
-        weights_t = as_tensor(weights, "weights", dtype=torch.float64)
+        weights_t = as_tensor(weights, "weights")
         if weights_t.shape != (n_components,):
             raise ValueError(f"`weights` must have shape (n_components,) = ({n_components},), got shape {tuple(weights_t.shape)}")
         weights_t = check_probabilities(weights_t, "weights", atol=1e-6).to(device=device, dtype=dtype)

@@ -53,7 +53,7 @@ def test_gmm_n_parameters_accepts_the_reference(capsys):
     (lambda k, d, c: (k - 1) + k * d + (k * d * (d - 1) // 2 if c == "full" else k * d), r"K·D short: .* the diagonal included"),
     (lambda k, d, c: (k - 1) + k * d + k * d * (d + 1) // 2, r"\(K = 5, D = 3, 'diag'\): with covariance_type='diag' each covariance is a diagonal"),
     (lambda k, d, c: 7, r"expected 17 parameters, got 7"),
-    (lambda k, d, c: 16.5, r"return a whole number of parameters, got 16.5"),
+    (lambda k, d, c: 16.5, r"the number of parameters should be a whole number, got 16.5"),
 ])
 def test_gmm_n_parameters_names_the_mistake(wrong, msg):
     with pytest.raises(ExerciseError, match=msg):

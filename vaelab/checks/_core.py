@@ -14,6 +14,7 @@ reports, so the student edition still runs top to bottom.
 from __future__ import annotations
 
 import functools
+import math
 import numbers
 import signal
 import sys
@@ -25,7 +26,7 @@ import torch
 from ..trained import strict
 
 __all__ = ["ExerciseError", "NotImplementedYet", "check_close", "passed", "call", "as_tensor", "require_finite",
-           "checker", "report", "TIMEOUT"]
+           "as_number", "as_count", "checker", "report", "TIMEOUT"]
 
 # seconds one call of a student's function may take; every checker case is small (milliseconds)
 TIMEOUT = 10.0
@@ -208,6 +209,23 @@ def as_number(value: Any, exercise: str, what: str) -> float:
     if t.numel() != 1:
         raise ExerciseError(f"{exercise}: {what} should be one number, got shape {tuple(t.shape)}.")
     return float(t.reshape(()))
+
+
+def as_count(value: Any, exercise: str, what: str) -> int:
+    """A whole number from an int, a numpy integer, or a 1-element tensor or array holding one; else ExerciseError.
+
+    >>> as_count(torch.tensor([3]), "demo", "the count")
+    3
+    >>> as_count(2.5, "demo", "the count")
+    Traceback (most recent call last):
+    ...
+    vaelab.checks._core.ExerciseError: demo: the count should be a whole number, got 2.5.
+    """
+    number = as_number(value, exercise, what)
+    if not math.isfinite(number) or number != int(number):
+        shown = "NaN" if math.isnan(number) else f"{number:g}"
+        raise ExerciseError(f"{exercise}: {what} should be a whole number, got {shown}.")
+    return int(number)
 
 
 # ---------------------------------------------------------------------------- the checker decorator

@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 
 from ..models import vqvae
-from ._core import ExerciseError, as_tensor, call, check_close, checker
+from ._core import ExerciseError, as_number, as_tensor, call, check_close, checker, require_finite
 
 __all__ = ["code_perplexity", "nearest_code", "one_hot_condition", "straight_through"]
 
@@ -104,6 +104,7 @@ def nearest_code(fn: Callable) -> Callable:
     if out.shape != expected.shape:
         raise ExerciseError(f"{exercise}: should return one index per row of z_e, shape {tuple(expected.shape)}, "
                             f"got {tuple(out.shape)}.")
+    require_finite(out, exercise, "the indices")
     if out.is_floating_point() or out.dtype == torch.bool:
         raise ExerciseError(f"{exercise}: should return integer indices (int64, what argmin gives), got dtype {out.dtype}.")
     out = out.long()
@@ -144,8 +145,8 @@ def straight_through(fn: Callable) -> Callable:
     if out.shape != z_e.shape:
         raise ExerciseError(f"{exercise}: should return a tensor of the shape of z_e {tuple(z_e.shape)}, "
                             f"got {tuple(out.shape)}.")
-    value = out.detach()
-    if torch.allclose(value, z_e.detach()) and not torch.allclose(value, z_q.detach()):
+    value = require_finite(out.detach().double(), exercise, "the decoder's input")
+    if torch.allclose(value, z_e.detach().double()) and not torch.allclose(value, z_q.detach().double()):
         raise ExerciseError(f"{exercise}: the value is z_e: the decoder would see the unquantized vector. The value "
                             "must be z_q; only the gradient should be z_e's: z_e + (z_q − z_e).detach().")
     check_close(value, z_q.detach(), exercise, "the value (it must equal z_q)",
@@ -154,7 +155,7 @@ def straight_through(fn: Callable) -> Callable:
         raise ExerciseError(f"{exercise}: the result carries no gradient at all (everything was detached); the "
                             "encoder would learn nothing. Detach only the difference: z_e + (z_q − z_e).detach().")
     weights = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])  # d loss / d out
-    (out * weights).sum().backward()
+    (out * weights.to(out.dtype)).sum().backward()
     to_codebook = codebook.grad is not None and codebook.grad.abs().sum() > 0
     if z_e.grad is None:
         raise ExerciseError(f"{exercise}: no gradient reaches z_e" + (
@@ -192,10 +193,7 @@ def code_perplexity(fn: Callable) -> Callable:
         entropy = float(-(nonzero * nonzero.log()).sum())
         expected = math.exp(entropy) if expected is None else expected
         out = _call(fn, exercise, counts.clone())
-        try:
-            got = float(out)
-        except (TypeError, ValueError, RuntimeError):
-            raise ExerciseError(f"{exercise}: should return one number, got {type(out).__name__}.") from None
+        got = as_number(out, exercise, "the perplexity")
         if math.isnan(got):
             raise ExerciseError(f"{exercise}: counts {counts.long().tolist()} give NaN: an unused code makes 0 · log 0. "
                                 "Count it as 0 (torch.special.xlogy(p, p), or keep only p > 0).")

@@ -5,13 +5,14 @@ Each runs the student's function on cases with known answers; a wrong answer rai
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
 
 from .. import objectives
 from ..diagnostics import activity
-from ._core import ExerciseError, as_tensor, call, check_close, checker
+from ._core import ExerciseError, as_count, as_tensor, call, check_close, checker
 
 __all__ = ["active_units", "free_bits_kl", "kl_per_dimension"]
 
@@ -107,13 +108,10 @@ def active_units(fn: Callable[..., int]) -> Callable:
 
     def run(x: torch.Tensor, threshold: float) -> int:
         got = call(fn, exercise, x, threshold=threshold)
-        if isinstance(got, torch.Tensor) and got.numel() != 1:
+        if hasattr(got, "shape") and not isinstance(got, str) and math.prod(got.shape) != 1:
             raise ExerciseError(f"{exercise}: returned a tensor of shape {tuple(got.shape)}; return the number "
                                 "of active units (one integer), e.g. int((variances > threshold).sum()).")
-        try:
-            return int(got)
-        except (TypeError, ValueError):
-            raise ExerciseError(f"{exercise}: should return an integer count, got {got!r}.") from None
+        return as_count(got, exercise, "the number of active units (an integer count)")
 
     got = run(mu, 0.01)
     thr = 0.01

@@ -7,7 +7,7 @@ import torch
 from torch.distributions import Independent, Normal, kl_divergence
 
 from .. import objectives
-from ._core import ExerciseError, as_tensor, call, check_close, checker
+from ._core import ExerciseError, as_tensor, call, check_close, checker, require_finite
 
 __all__ = ["reparameterized_sample", "gaussian_kl", "iwae_bound"]
 
@@ -38,23 +38,25 @@ def reparameterized_sample(fn):
     z = _call(fn, exercise, mu, logvar, keep_grad=True)
     if z.shape != mu.shape:
         raise ExerciseError(f"{exercise}: z should have the shape of mu, {tuple(mu.shape)}, got {tuple(z.shape)}.")
+    require_finite(z.detach(), exercise, "z")
     if not z.requires_grad:
         raise ExerciseError(f"{exercise}: z is not differentiable (it does not depend on mu and logvar through "
                             "autograd). Don't detach, use .item()/numpy, or call .sample(); write z = mu + std * eps "
                             "with eps = torch.randn_like(std).")
-    std = z.detach().std(0)
+    std = z.detach().double().std(0)  # statistics in float64, whatever dtype z came in
     candidates = {
         "you used exp(logvar), the variance, as the standard deviation: std = exp(½ · logvar)": torch.tensor([0.25, 4.0]),
         "you used logvar itself as the standard deviation: std = exp(½ · logvar)": torch.tensor([1.386, 1.386]),
     }
-    if not torch.allclose(std, torch.tensor([0.5, 2.0]), rtol=0.02):
+    candidates = {k: v.double() for k, v in candidates.items()}
+    if not torch.allclose(std, torch.tensor([0.5, 2.0], dtype=torch.float64), rtol=0.02):
         for mistake, wrong in candidates.items():
             if torch.allclose(std, wrong, rtol=0.02):
                 raise ExerciseError(f"{exercise}: the spread of z is wrong: {mistake}.")
         raise ExerciseError(f"{exercise}: z should have standard deviations (0.5, 2.0) here, got "
                             f"({std[0]:.3g}, {std[1]:.3g}); std = exp(½ · logvar).")
-    mean = z.detach().mean(0)
-    if not torch.allclose(mean, torch.tensor([1.0, -2.0]), atol=0.03):
+    mean = z.detach().double().mean(0)
+    if not torch.allclose(mean, torch.tensor([1.0, -2.0], dtype=torch.float64), atol=0.03):
         raise ExerciseError(f"{exercise}: z should have mean mu = (1, -2) here, got ({mean[0]:.3g}, {mean[1]:.3g}).")
     grad_mu, grad_logvar = torch.autograd.grad(z.sum(), (mu, logvar), allow_unused=True)
     if grad_mu is None or grad_logvar is None:

@@ -84,3 +84,12 @@ def test_mixture_rate_bits_accepts_the_reference(capsys):
 def test_mixture_rate_bits_names_the_mistake(wrong, msg):
     with pytest.raises(ExerciseError, match=msg):
         checks.mixture_rate_bits(wrong)
+
+
+@pytest.mark.parametrize("wrong, msg", [
+    (lambda lp, d, L: (lp - d * math.log(L)) / math.log(2), r"the result is in bits"),
+    (lambda lp, d, L: lp / math.log(2) - d * math.log(L), r"converted the log density to bits"),
+])
+def test_dequantized_log_pmf_in_bits_is_named(wrong, msg):
+    with pytest.raises(ExerciseError, match=msg):
+        checks.dequantized_log_pmf(wrong)

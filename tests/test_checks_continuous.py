@@ -112,3 +112,17 @@ def test_checkers_do_not_let_a_student_mutate_the_cases():
         return out
 
     checks.mc_log_prob(mutating)  # later cases are rebuilt, so this still passes
+
+
+def test_mc_log_prob_without_the_sum_over_coordinates():
+    def per_coordinate(x, z, decoder, obs_scale):
+        log_lik = torch.distributions.Normal(decoder(z), obs_scale).log_prob(x[:, None, :])  # (B, S, D): no .sum(-1)
+        return torch.logsumexp(log_lik, dim=1) - math.log(z.shape[0])
+    with pytest.raises(ExerciseError, match=r"sum of the D one-dimensional log-densities. Sum over the last axis") as e:
+        checks.mc_log_prob(per_coordinate)
+    assert "Reduce over the samples" not in str(e.value)
+
+
+def test_ppca_covariance_with_the_identity_of_the_latent_size():
+    with pytest.raises(ExerciseError, match=r"not torch.eye\(L\)"):
+        checks.ppca_covariance(lambda W, s: W @ W.T + s**2 * torch.eye(W.shape[1], dtype=W.dtype))

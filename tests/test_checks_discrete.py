@@ -54,7 +54,7 @@ def test_nearest_code_accepts_the_reference_and_the_expanded_form(capsys):
     (lambda z, e: torch.cdist(z, e).argmin(0), "the argmin ran over the batch axis"),
     (lambda z, e: e[torch.cdist(z, e).argmin(1)], "return the \\*indices\\*"),
     (lambda z, e: torch.cdist(z, e).argmin(1).float(), "should return integer indices"),
-    (lambda z, e: torch.cdist(z, e.flip(0)).argmin(1), "row 0, z_e = .* is nearer"),
+    (lambda z, e: torch.cdist(z, e.flip(0)).argmin(1), "rows do not get their nearest code. Row 0, z_e = .* is nearer"),
     (lambda z, e: torch.cdist(z, e).argmin(1)[:3], "should return one index per row of z_e"),
 ])
 def test_nearest_code_rejects_typical_mistakes(wrong, msg):
@@ -111,9 +111,20 @@ def test_code_perplexity_accepts_the_reference_and_a_float(capsys):
     (lambda c: torch.exp(-((c / c.sum()) * (c / c.sum()).log()).sum()), "give NaN: an unused code makes 0 · log 0"),
     (lambda c: -torch.special.xlogy(c / c.sum(), c / c.sum()).sum(), r"returned the entropy H"),
     (lambda c: torch.exp(-torch.special.xlogy(c, c).sum()), "the counts were used as probabilities"),
-    (lambda c: (c > 0).sum(), r"counts \[1, 2, 3, 4, 0\] should give"),  # counting used codes is not the perplexity
+    (lambda c: (c > 0).sum(), r"counts \[1, 2, 3, 4, 0\]: you counted the codes in use \(4\).*here it is 3.59"),  # counting used codes is not the perplexity
     (lambda c: [1.0, 2.0], "the perplexity should be one number, got shape \\(2,\\)"),
 ])
 def test_code_perplexity_rejects_typical_mistakes(wrong, msg):
     with pytest.raises(ExerciseError, match=msg):
         checks.code_perplexity(wrong)
+
+
+@pytest.mark.parametrize("wrong, msg", [
+    (lambda z, e: (z[:, None] - e[None]).abs().sum(-1).argmin(1), r"nearest code in L1 distance .*use .pow\(2\)"),
+    (lambda z, e: (z[:, None] - e[None]).abs().max(-1).values.argmin(1), r"L∞"),
+    (lambda z, e: torch.cdist(z, e).argmin(1) + 1, r"(only 4 codes|rows do not get their nearest code)"),
+])
+def test_nearest_code_names_the_distance_used(wrong, msg):
+    with pytest.raises(ExerciseError, match=msg) as error:
+        checks.nearest_code(wrong)
+    assert "off by up to" not in str(error.value)  # a distance between indices means nothing

@@ -185,3 +185,27 @@ def test_checkers_do_not_let_in_place_edits_leak():
 def test_other_messages(checker, fn, msg):
     with pytest.raises(ExerciseError, match=msg):
         checker(fn)
+
+
+def test_e_step_returning_log_responsibilities_is_told_to_exponentiate():
+    with pytest.raises(ExerciseError, match=r"log-responsibilities .* exponentiate"):
+        checks.e_step(lambda x, w, m, c: torch.log_softmax(torch.log(w) + log_gauss(x, m, c), dim=1))
+
+
+def _m_step_torch_cov(x, resp, reg_covar, correction=1, reg=True):
+    nk = resp.sum(0)
+    means = resp.T @ x / nk[:, None]
+    covariances = torch.stack([torch.cov(x.T, correction=correction, aweights=resp[:, k]) for k in range(resp.shape[1])])
+    return nk / len(x), means, covariances + (reg_covar * torch.eye(x.shape[1], dtype=x.dtype) if reg else 0)
+
+
+@pytest.mark.parametrize("reg, msg", [(True, r"correction=1 by default.*pass correction=0\."),
+                                      (False, r"correction=0 and add reg_covar")])
+def test_m_step_with_torch_cov_names_its_correction(reg, msg):
+    with pytest.raises(ExerciseError, match=msg):
+        checks.m_step(lambda x, resp, reg_covar: _m_step_torch_cov(x, resp, reg_covar, reg=reg))
+
+
+def test_m_step_with_torch_cov_and_no_correction_is_right_until_a_component_is_empty():
+    with pytest.raises(ExerciseError, match=r"N_k = 0"):
+        checks.m_step(lambda x, resp, reg_covar: _m_step_torch_cov(x, resp, reg_covar, correction=0))

@@ -54,6 +54,11 @@ def dequantized_log_pmf(fn):
                 log_density - math.log(n_levels),
             "you used log base 2; stay in nats (natural logs) like log_density: D·log L with math.log.":
                 log_density - n_features * math.log2(n_levels),
+            "the result is in bits (log base 2); the exercise asks for nats, like log_density: "
+            "log_density − D·log L with natural logs, no division by log 2.":
+                (log_density - n_features * math.log(n_levels)) / math.log(2),
+            "you converted the log density to bits (divided it by log 2); keep it in nats and subtract D·log L "
+            "with natural logs.": log_density / math.log(2) - n_features * math.log(n_levels),
         }, exercise)
         check_close(got, expected, exercise, f"log P(v) for D = {n_features}, L = {n_levels}",
                     hint="log P(v) ≈ log_density − n_features · log(n_levels).", rtol=1e-6, atol=1e-6)

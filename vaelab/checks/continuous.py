@@ -53,6 +53,12 @@ def mc_log_prob(fn):
         got = _call(fn, exercise, x.clone(), z.clone(), decoder, obs_scale)
         log_lik = isotropic_log_prob(x, decoder(z), obs_scale)  # (B, S)
         expected = log_mean_exp(log_lik, dim=1)
+        B, D, S = x.shape[0], x.shape[1], z.shape[0]
+        if got.shape == (B, D):
+            raise ExerciseError(f"{exercise}: got shape {(B, D)}, one number per row of x *and coordinate*: log N(x; f(z), "
+                                f"σ²I) of a D-dimensional x is the sum of the D one-dimensional log-densities. Sum over "
+                                f"the last axis (.sum(-1)) to get log_lik of shape (B, S) = {(B, S)}, then log-mean-exp "
+                                f"over the samples (dim=1).")
         if got.shape != expected.shape:
             raise ExerciseError(f"{exercise}: should return one number per row of x, shape {tuple(expected.shape)}, "
                                 f"got {tuple(got.shape)}. Reduce over the samples z (dim=1), not over x.")
@@ -96,7 +102,14 @@ def ppca_covariance(fn):
              (torch.randn(3, 3, generator=g, dtype=_F64), 0.3)]   # square: W Wᵀ ≠ Wᵀ W still
     for W, obs_scale in cases:
         D, L = W.shape
-        got = _call(fn, exercise, W.clone(), obs_scale)
+        try:
+            got = _call(fn, exercise, W.clone(), obs_scale)
+        except ExerciseError as error:
+            if D != L and "RuntimeError" in str(error) and "size of tensor" in str(error):
+                raise ExerciseError(f"{exercise}: with W of shape ({D}, {L}) your function raised a shape error: W Wᵀ is "
+                                    f"({D}, {D}), so the noise term must be too: σ² torch.eye(D) with D = W.shape[0] "
+                                    f"= {D}, not torch.eye(L) (x lives in D dimensions, z in L). ({error})") from None
+            raise
         expected = _ppca_covariance(W, obs_scale)
         if _near(got, expected, atol=1e-8):
             continue

@@ -104,25 +104,48 @@ def nearest_code(fn: Callable) -> Callable:
     if out.shape != expected.shape:
         raise ExerciseError(f"{exercise}: should return one index per row of z_e, shape {tuple(expected.shape)}, "
                             f"got {tuple(out.shape)}.")
+    _compare_indices(out, z_e, codebook, "")
+    g = torch.Generator().manual_seed(0)
+    z_e, codebook = torch.randn(50, 3, generator=g), torch.randn(7, 3, generator=g)
+    out = _as_tensor(_call(fn, exercise, z_e, codebook), exercise, "the indices")
+    if out.shape != (50,):
+        raise ExerciseError(f"{exercise}: on 50 random vectors and 7 codes, should return shape (50,), got {tuple(out.shape)}.")
+    _compare_indices(out, z_e, codebook, " (50 random vectors, 7 codes)")
+
+
+def _compare_indices(out: torch.Tensor, z_e: torch.Tensor, codebook: torch.Tensor, case: str) -> None:
+    """Raise naming the rule ``out`` follows if it is not the nearest code in squared Euclidean distance."""
+    exercise = "nearest_code"
     require_finite(out, exercise, "the indices")
     if out.is_floating_point() or out.dtype == torch.bool:
         raise ExerciseError(f"{exercise}: should return integer indices (int64, what argmin gives), got dtype {out.dtype}.")
     out = out.long()
-    if torch.equal(out, distances.argmax(1)):
-        raise ExerciseError(f"{exercise}: picks the *farthest* code (argmax of the distance); use argmin.")
-    if torch.equal(out, (z_e @ codebook.T).argmax(1)):
-        raise ExerciseError(f"{exercise}: picks the largest inner product z·e_k, which ignores ||e_k||² and so favours "
-                            "long codes; minimise ||z − e_k||² = ||z||² − 2 z·e_k + ||e_k||².")
-    wrong = (out != expected).nonzero().flatten()
-    if len(wrong):
-        i = int(wrong[0])
-        raise ExerciseError(f"{exercise}: row {i}, z_e = {z_e[i].tolist()}, got code {int(out[i])}, but code "
-                            f"{int(expected[i])} = {codebook[expected[i]].tolist()} is nearer "
-                            f"(squared distances {distances[i].tolist()}).")
-    g = torch.Generator().manual_seed(0)
-    z_e, codebook = torch.randn(50, 3, generator=g), torch.randn(7, 3, generator=g)
-    out = _as_tensor(_call(fn, exercise, z_e, codebook), exercise, "the indices")
-    check_close(out, torch.cdist(z_e, codebook).argmin(1), exercise, "the indices on 50 random vectors and 7 codes")
+    distances = torch.cdist(z_e, codebook).pow(2)  # (B, K)
+    expected = distances.argmin(1)
+    if torch.equal(out, expected):
+        return
+    rules = [
+        (distances.argmax(1), "picks the *farthest* code (argmax of the distance); use argmin."),
+        ((z_e @ codebook.T).argmax(1), "picks the largest inner product z·e_k, which ignores ||e_k||² and so favours "
+                                       "long codes; minimise ||z − e_k||² = ||z||² − 2 z·e_k + ||e_k||²."),
+        (torch.cdist(z_e, codebook, p=1).argmin(1), "picks the nearest code in L1 distance (sum of absolute "
+         "differences); the codebook is the finite mixture's means, nearest in squared Euclidean distance "
+         "||z − e_k||² = Σ_d (z_d − e_kd)²: use .pow(2), not .abs()."),
+        (torch.cdist(z_e, codebook, p=float("inf")).argmin(1), "picks the nearest code by the largest coordinate "
+         "difference (L∞, .abs().max()); use the squared Euclidean distance Σ_d (z_d − e_kd)²."),
+    ]
+    for wrong, message in rules:
+        if torch.equal(out, wrong):
+            raise ExerciseError(f"{exercise}{case}: {message}")
+    bad = (out != expected).nonzero().flatten()
+    i = int(bad[0])
+    if not 0 <= int(out[i]) < len(codebook):
+        raise ExerciseError(f"{exercise}{case}: row {i} got index {int(out[i])}, but there are only {len(codebook)} "
+                            f"codes (indices 0 to {len(codebook) - 1}).")
+    raise ExerciseError(f"{exercise}{case}: {len(bad)} of {len(out)} rows do not get their nearest code. Row {i}, "
+                        f"z_e = {[round(v, 3) for v in z_e[i].tolist()]}, got code {int(out[i])}, but code "
+                        f"{int(expected[i])} is nearer (squared distances "
+                        f"{[round(v, 3) for v in distances[i].tolist()]}).")
 
 
 # ---------------------------------------------------------------- VQ-VAE: the straight-through estimator
@@ -200,6 +223,11 @@ def code_perplexity(fn: Callable) -> Callable:
         if entropy > 0 and math.isclose(got, entropy, rel_tol=1e-4):
             raise ExerciseError(f"{exercise}: returned the entropy H = {got:.4g} nats; the perplexity is exp(H) "
                                 f"= {expected:.4g}, the effective number of codes.")
+        used = int((counts > 0).sum())
+        if got == used and not math.isclose(expected, used, rel_tol=1e-4):
+            raise ExerciseError(f"{exercise}: counts {counts.long().tolist()}: you counted the codes in use ({used}). "
+                                f"The perplexity exp(H(p)) equals that only when every used code is used equally "
+                                f"often; here it is {expected:.4g}: weight each code by its frequency p = counts / Σ counts.")
         raw = -float((counts[counts > 0] * counts[counts > 0].log()).sum())
         if math.isclose(got, math.exp(raw), rel_tol=1e-4) or math.isclose(got, raw, rel_tol=1e-4):
             raise ExerciseError(f"{exercise}: the counts were used as probabilities; divide them by their total first.")

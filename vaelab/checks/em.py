@@ -102,7 +102,12 @@ def _diagnose_e_step(got, x, weights, means, covariances) -> None:
     exercise = "e_step"
     log_gauss = _log_gauss(x, means, covariances)  # (N, K)
     joint = (log_gauss + torch.log(weights)).exp()  # (N, K)
+    log_resp = torch.log_softmax(log_gauss + torch.log(weights), dim=1)
     if not _close(got.sum(1), torch.ones_like(got[:, 0]), atol=1e-6):
+        if _close(got, log_resp):
+            raise ExerciseError(f"{exercise}: these are the log-responsibilities log γ_nk (every entry ≤ 0, each row's "
+                                "logsumexp is 0). Right in log space, one step short: exponentiate them, "
+                                "torch.exp(log_resp), so that each row is a probability distribution summing to 1.")
         if _close(got, joint):
             raise ExerciseError(f"{exercise}: these are the unnormalised π_k N(x_n | μ_k, Σ_k). Responsibilities "
                                 "are probabilities over components: divide each row by its sum "
@@ -166,7 +171,15 @@ def m_step(fn: Callable) -> Callable:
     resp_empty = resp.clone()
     resp_empty[:, 1] += resp_empty[:, 2]
     resp_empty[:, 2] = 0.0
-    out = _call(fn, exercise, x, resp_empty, reg_covar)
+    try:
+        out = _call(fn, exercise, x, resp_empty, reg_covar)
+    except ExerciseError as error:
+        raise ExerciseError(f"{error} This happened when a component has no responsibility at all (N_k = 0, a "
+                            "component that lost every point): handle N_k = 0, e.g. N_k = resp.sum(0) + "
+                            "10 * torch.finfo(resp.dtype).eps.") from None
+    if not isinstance(out, (tuple, list)) or len(out) != 3:
+        raise ExerciseError(f"{exercise} should return three things, (weights, means, covariances); got "
+                            f"{type(out).__name__} when a component has no responsibility (N_k = 0).")
     for t, name in zip(out, names):
         if not torch.isfinite(_tensor(t, exercise, name)).all():
             raise ExerciseError(
@@ -226,6 +239,14 @@ def _check_covariances(got, expected, x, resp, nk, means, reg_covar) -> None:
         (torch.einsum("kni,knj->kij", diff, diff) / nk[:, None, None] + reg_covar * eye,
          "each outer product must be weighted by its responsibility γ_nk."),
     ]
+    # torch.cov(x.T, aweights=γ_k) centres on the weighted mean but, by default (correction=1), divides by the
+    # "unbiased" N_k − Σγ²/N_k
+    w2 = (resp**2).sum(0)
+    unbiased = scatter / (nk - w2 / nk)[:, None, None]
+    for wrong, extra in ((unbiased + reg_covar * eye, ""), (unbiased, " and add reg_covar · I")):
+        mistakes.append((wrong, "torch.cov(x.T, aweights=resp[:, k]) uses correction=1 by default, dividing by the "
+                                f"unbiased N_k − Σ_n γ_nk² / N_k; the M-step's maximiser divides by N_k: pass "
+                                f"correction=0{extra}."))
     centred = x - x.mean(0)
     mistakes.append((torch.einsum("kn,ni,nj->kij", resp.T, centred, centred) / nk[:, None, None] + reg_covar * eye,
                      "you centred on the overall data mean; centre component k on its own new mean μ_k."))

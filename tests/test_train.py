@@ -143,6 +143,29 @@ def test_nan_loss_stops_with_a_clear_error_and_restores_the_last_good_weights():
     assert isinstance(info.value, FloatingPointError)
 
 
+def test_after_divergence_a_given_optimizer_is_restored_with_the_weights():
+    """The NaN step also wrote NaN into Adam's moments: a retry at a lower lr diverged at once."""
+    X = torch.rand(32, 2, generator=torch.Generator().manual_seed(0))
+    model = Exploding(good=6)  # 4 batches an epoch: NaN in the second epoch
+    opt = adam(model, lr=0.1)
+    with pytest.raises(TrainingDiverged):
+        fit(model, X, epochs=5, batch_size=8, progress=False, seed=0, optimizer=opt)
+    moments = [t for state in opt.state.values() for t in state.values() if torch.is_tensor(t)]
+    assert moments and all(torch.isfinite(t).all() for t in moments)
+    # exactly the state after the one good epoch: the same run stopped there by hand
+    reference = Exploding(good=99)
+    reference_opt = adam(reference, lr=0.1)
+    fit(reference, X, epochs=1, batch_size=8, progress=False, seed=0, optimizer=reference_opt)
+    torch.testing.assert_close(model.w, reference.w, rtol=0, atol=0)
+    for key, value in reference_opt.state_dict()["state"][0].items():
+        torch.testing.assert_close(opt.state_dict()["state"][0][key], value, rtol=0, atol=0)
+    model.good = 10 ** 6  # the cause is gone: training continues from the restored state
+    for group in opt.param_groups:
+        group["lr"] = 0.01
+    history = fit(model, X, epochs=2, batch_size=8, progress=False, optimizer=opt)
+    assert all(math.isfinite(v) for v in history.train_loss)
+
+
 def test_nan_in_the_first_epoch_keeps_the_initial_weights():
     model = Exploding(good=0)
     with pytest.raises(TrainingDiverged, match="in epoch 1 .* keeps its weights from before training"):

@@ -15,12 +15,20 @@ through the host on every step (lesson 03 and benchmarks/bench_train.py measure 
 """
 from __future__ import annotations
 
+import copy
+import io
 import math
+import numbers
+import os
+import pickle
 import sys
+import tempfile
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -321,6 +329,7 @@ def fit(model: nn.Module, X: Any, *, epochs: int, batch_size: int = 128, lr: flo
     model.to(device)
     train = _Batches(model, X, "X", batch_size, device)
     valid = None if X_valid is None else _Batches(model, X_valid, "X_valid", batch_size, device)
+    optimizer_given = optimizer is not None
     if optimizer is None:
         optimizer = adam(model, lr)
     elif not isinstance(optimizer, torch.optim.Optimizer):
@@ -328,7 +337,10 @@ def fit(model: nn.Module, X: Any, *, epochs: int, batch_size: int = 128, lr: flo
     lr = optimizer.param_groups[0]["lr"]  # for the advice if training diverges
     sync_every = _CUDA_SYNC_EVERY if device.type == "cuda" else 1
     history = History()
+    # a diverged step leaves NaN in Adam's moments as well as in the weights: a caller's optimizer,
+    # which lives on after fit, is restored with them (fit's own optimizer is discarded anyway)
     last_good = _snapshot(model)
+    last_good_optimizer = _snapshot_optimizer(optimizer) if optimizer_given else None
     bar = _progress_bar(progress, epochs * train.n_batches)
     try:
         for epoch in range(epochs):
@@ -347,6 +359,8 @@ def fit(model: nn.Module, X: Any, *, epochs: int, batch_size: int = 128, lr: flo
                     running = epoch_metrics.mean()
                     if not all(math.isfinite(v) for v in running.values()):
                         model.load_state_dict(last_good)
+                        if last_good_optimizer is not None:
+                            optimizer.load_state_dict(last_good_optimizer)
                         raise TrainingDiverged(_diverged_message(epoch, i, running, lr, history), history)
                     bar.set_description(f"epoch {epoch + 1}/{epochs}", refresh=False)
                     bar.set_postfix({k: f"{v:.2f}" for k, v in running.items() if k in ("elbo", "kl")}, refresh=False)
@@ -359,6 +373,8 @@ def fit(model: nn.Module, X: Any, *, epochs: int, batch_size: int = 128, lr: flo
                 bar.set_postfix({**{k: f"{v:.2f}" for k, v in running.items() if k in ("elbo", "kl")},
                                  "valid_elbo": f"{scores['elbo']:.2f}"}, refresh=False)
             last_good = _snapshot(model)
+            if optimizer_given:
+                last_good_optimizer = _snapshot_optimizer(optimizer)
     except KeyboardInterrupt:
         history.interrupted = True
         print(f"Interrupted during epoch {len(history) + 1}: the model keeps its current weights and the "
@@ -373,6 +389,10 @@ def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+def _snapshot_optimizer(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    return copy.deepcopy(optimizer.state_dict())  # state_dict() shares the moment tensors; keep copies
+
+
 def _diverged_message(epoch: int, batch: int, running: dict[str, float], lr: float, history: History) -> str:
     bad = ", ".join(f"{k}={v}" for k, v in running.items() if not math.isfinite(v))
     kept = f"epoch {len(history)}" if len(history) else "before training"
@@ -384,23 +404,122 @@ def _diverged_message(epoch: int, batch: int, running: dict[str, float], lr: flo
 # ---------------------------------------------------------------- checkpoints
 
 
+def _plain(value: Any, where: str) -> Any:
+    """``value`` as plain Python data (numpy scalars and arrays become numbers and lists), or raise."""
+    if isinstance(value, np.generic):  # np.float32(0.3), np.int64(16), even np.float64 (a float subclass)
+        return value.item()              # would be pickled as numpy objects, which weights_only refuses
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, numbers.Integral):  # an int or bool subclass (an IntEnum …)
+        return bool(value) if isinstance(value, bool) else int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, dict):
+        return {_plain(k, where): _plain(v, f"{where}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)
+    raise TypeError(f"cannot save {where} = {value!r} of type {type(value).__name__} as plain data "
+                    "(numbers, strings, lists, dicts, tensors); build the model from plain values, "
+                    "or save only its weights with torch.save(model.state_dict(), path)")
+
+
+def _checkpoint_bytes(model: nn.Module) -> bytes:
+    checkpoint = {"format": _CHECKPOINT_FORMAT, "class": type(model).__name__,
+                  "config": _plain(getattr(model, "config", None), "model.config"),
+                  "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    buffer = io.BytesIO()
+    torch.save(checkpoint, buffer)
+    data = buffer.getvalue()
+    try:  # what load will do: a checkpoint that saves but cannot be loaded safely is refused here
+        torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        reason = next((line.strip() for line in str(error).splitlines() if "Unsupported" in line), str(error))
+        raise TypeError(f"{type(model).__name__} cannot be saved as a checkpoint that loads with "
+                        f"torch.load(weights_only=True): {reason}") from None
+    return data
+
+
 def save(model: nn.Module, path: Any) -> None:
     """Save ``model``'s weights and the plain-data config that rebuilds it, to ``path``.
 
-    Loading uses ``torch.load(weights_only=True)``: no pickled code, only tensors and plain data.
+    Builder arguments are stored as plain Python data (a numpy ``obs_scale`` or ``n_codes`` becomes a
+    number), and the checkpoint is read back with ``torch.load(weights_only=True)`` before it is
+    written, so what saves also loads: no pickled code, only tensors and plain data. The file is
+    written to a temporary name beside ``path`` and then renamed, so a failed save leaves an
+    earlier checkpoint at ``path`` intact.
+
+    >>> import tempfile, pathlib
+    >>> from vaelab.models import VAE
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "vae.pt"
+    >>> save(VAE.mlp(4, 2, hidden=(8,), likelihood="gaussian", obs_scale=np.float32(0.5)), path)
+    >>> load(path).config["obs_scale"]
+    0.5
     """
-    torch.save({"format": _CHECKPOINT_FORMAT, "class": type(model).__name__,
-                "config": getattr(model, "config", None),
-                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}, path)
+    data = _checkpoint_bytes(model)
+    if hasattr(path, "write"):  # an open binary file or buffer
+        path.write(data)
+        return
+    path = Path(os.fspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic: readers see the old file or the new one, never half of one
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _read_checkpoint(path: Any) -> Any:
+    """``torch.load(path, weights_only=True)``, with a ``ValueError`` naming the file and what is wrong with it."""
+    if not hasattr(path, "read"):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no checkpoint at {path!s}: check the path (vaelab.train.save writes one)")
+        if os.path.getsize(path) == 0:
+            raise ValueError(f"{path!s} is empty (0 bytes), not a checkpoint: was the save interrupted?")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "Weights only load failed" in str(error):
+            raise ValueError(f"{path!s} holds objects other than tensors and plain data, which vaelab does not "
+                             "load (unpickling them could run code). A vaelab checkpoint never does: was this "
+                             "file written by vaelab.train.save?") from None
+        raise ValueError(f"{path!s} is not a torch checkpoint (it could not be unpickled: {error})") from None
+    except Exception as error:  # torch's loaders fail in many ways on a bad file (KeyError, RuntimeError, EOFError…)
+        raise ValueError(f"{path!s} is not a readable checkpoint: {_what_is_wrong(path, error)}") from None
+
+
+def _what_is_wrong(path: Any, error: Exception) -> str:
+    head = b""
+    if not hasattr(path, "read"):
+        with open(path, "rb") as f:
+            head = f.read(64)
+    if head.startswith(b"PK"):  # torch.save writes a zip archive
+        return f"the zip archive torch.save writes is truncated or corrupted ({str(error).splitlines()[0]})"
+    text = head.decode("utf-8", errors="replace")
+    if head and "\ufffd" not in text and all(c.isprintable() or c.isspace() for c in text):
+        return f"it is a text file (it starts with {text[:30]!r}), not what torch.save writes"
+    return f"it does not start like what torch.save writes ({type(error).__name__}: {error})"
 
 
 def load(path: Any, *, model: nn.Module | None = None, device: str | torch.device | None = None) -> nn.Module:
     """Load a checkpoint written by :func:`save`; the model is rebuilt from its config, or pass ``model``.
 
     A model built from your own encoder and decoder has no plain-data config: build the same model
-    again and pass it as ``model=``; its weights are replaced by the saved ones.
+    again and pass it as ``model=``; its weights are replaced by the saved ones. A file that is empty,
+    truncated or not a vaelab checkpoint raises ``ValueError`` naming the file and what is wrong.
     """
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    checkpoint = _read_checkpoint(path)
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != _CHECKPOINT_FORMAT:
         raise ValueError(f"{path!s} is not a vaelab checkpoint (written by vaelab.train.save)")
     if model is None:

@@ -126,7 +126,8 @@ def execute(nb, cwd: Path, timeout: int = 900, allow_errors: bool = True, **env)
 @pytest.mark.parametrize("path", WITH_EXERCISES, ids=lambda p: p.name)
 def test_the_student_edition_runs_top_to_bottom_unsolved(path, tmp_path):
     nb = execute(student.student_copy(nbformat.read(path, as_version=4), path.name), tmp_path)
-    assert error_cells(nb) == [], f"{path.name}: the unsolved student edition has error cells"
+    errors = error_cells(nb)
+    assert not errors, f"{path.name}: the unsolved student edition has error cells:\n" + "\n".join(errors)
     stubs = sum(1 for c in nb.cells if c.cell_type == "code" and "raise NotImplementedError" in c.source)
     reported = sum(1 for c in nb.cells for out in c.get("outputs", [])
                    if out.get("name") == "stderr" and "not implemented yet" in out.get("text", ""))
@@ -237,3 +238,16 @@ def test_make_lab_installs_the_settings_override():
     out = subprocess.run(["make", "--no-print-directory", "-n", "-B", "lab"], cwd=ROOT, capture_output=True,
                          text=True, env=env).stdout
     assert "cp binder/overrides.json .venv/share/jupyter/lab/settings/overrides.json" in out
+
+
+def test_the_timeout_works_inside_a_jupyter_kernel(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import time, vaelab.checks as checks\n"
+        "def forever(x):\n    while True:\n        pass\n"
+        "start = time.perf_counter()\n"
+        "try:\n    checks.call(forever, 'demo', 1, timeout=1)\n"
+        "except checks.ExerciseError as error:\n    print(error, round(time.perf_counter() - start) < 5)")]
+    nb = execute(nb, tmp_path, allow_errors=False)
+    assert "demo: your function was still running after 1 s" in nb.cells[0].outputs[0]["text"]
+    assert nb.cells[0].outputs[0]["text"].strip().endswith("True")

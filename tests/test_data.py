@@ -3,6 +3,7 @@ import hashlib
 import http.server
 import socket
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -42,6 +43,7 @@ def test_toy_blobs_have_three_clusters():
     (dict(name="moons", n=10, noise=-0.1), ValueError, "`noise` must be a finite number >= 0, got -0.1"),
     (dict(name="moons", n=10, noise=float("nan")), ValueError, "`noise` must be a finite number >= 0, got nan"),
     (dict(name="moons", n=10, seed=-1), ValueError, "`seed` must be an integer >= 0, got -1"),
+    (dict(name="ring", n=10, noise=1e300), ValueError, r"`noise` = 1e\+300 is too large: the points overflow float32"),
 ])
 def test_toy_bad_input(kwargs, exc, msg):
     with pytest.raises(exc, match=msg):
@@ -81,6 +83,10 @@ def test_digits_binarize():
     (dict(split="valid"), "`split` must be one of 'train', 'test'; got 'valid'"),
     (dict(binarize="yes"), "`binarize` must be one of False, 'static', 'dynamic'; got 'yes'"),
     (dict(binarize=True), "`binarize` must be one of False, 'static', 'dynamic'; got True"),
+    # these equal False but silently took the "dynamic" branch
+    (dict(binarize=0), "`binarize` must be one of False, 'static', 'dynamic'; got 0"),
+    (dict(binarize=0.0), "`binarize` must be one of False, 'static', 'dynamic'; got 0.0"),
+    (dict(binarize=np.False_), "`binarize` must be one of False, 'static', 'dynamic'; got np.False_"),
 ])
 def test_digits_bad_input(kwargs, msg):
     with pytest.raises(ValueError, match=msg):
@@ -110,6 +116,7 @@ class Server:
 
     def __init__(self, files):
         self.files, self.lie_about_length, self.requests = dict(files), set(), []
+        self.cut_mid_chunk, self.trickle = set(), set()  # chunked and cut short; one byte every 20 ms
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -121,6 +128,24 @@ class Server:
                     self.send_error(404)
                     return
                 self.send_response(200)
+                if name in server.cut_mid_chunk:  # announce a chunk of the whole body, send half, hang up
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    self.wfile.write(f"{len(body):x}\r\n".encode() + body[:len(body) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                if name in server.trickle:
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    try:
+                        for i in range(len(body)):
+                            self.wfile.write(body[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(0.02)
+                    except OSError:  # the client gave up
+                        pass
+                    return
                 extra = 1000 if name in server.lie_about_length else 0
                 self.send_header("Content-Length", str(len(body) + extra))
                 self.end_headers()
@@ -194,6 +219,36 @@ def test_second_mirror_is_tried(server, tmp_path):
     dead = f"http://127.0.0.1:{free_port()}/"
     X, _ = data.mnist("test", root=tmp_path, mirrors=(dead, server.url))
     assert X.shape == (4, 784)
+
+
+def test_a_chunked_transfer_cut_mid_chunk_is_a_connection_error_and_the_next_mirror_is_tried(server, tmp_path):
+    """http.client.IncompleteRead escaped mnist() raw, and the second mirror was never asked."""
+    server.cut_mid_chunk.add("t10k-labels-idx1-ubyte.gz")
+    with pytest.raises(ConnectionError, match=r"could not download .*t10k-labels-idx1-ubyte.gz: IncompleteRead"):
+        data.fetch(server.url + "t10k-labels-idx1-ubyte.gz", tmp_path / "f.gz", data.SHA256["mnist"]["t10k-labels-idx1-ubyte.gz"])
+    good = Server(server.files)
+    try:
+        X, y = data.mnist("test", root=tmp_path, mirrors=(server.url, good.url))
+        assert y.shape == (4,) and "t10k-labels-idx1-ubyte.gz" in good.requests
+    finally:
+        good.close()
+
+
+def test_a_trickling_server_times_out_in_total(server, tmp_path):
+    server.trickle.add("t10k-labels-idx1-ubyte.gz")  # ~50 bytes a second, each read well within `timeout`
+    start = time.monotonic()
+    with pytest.raises(ConnectionError, match=r"took longer than total_timeout=0.3 s \(\d+ bytes so far\): the server is too slow"):
+        data.fetch(server.url + "t10k-labels-idx1-ubyte.gz", tmp_path / "f.gz", "0" * 64, timeout=5, total_timeout=0.3)
+    assert time.monotonic() - start < 3
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_one_mirror_given_as_a_string_is_one_mirror(server, tmp_path):
+    """A string was iterated by character: "h", "t", "t", "p", … were each tried as a mirror."""
+    X, _ = data.mnist("test", root=tmp_path, mirrors=server.url.rstrip("/"))
+    assert X.shape == (4, 784) and len(server.requests) == 2
+    with pytest.raises(TypeError, match=r"`mirrors` must be a base URL or a sequence of base URLs, got \(\)"):
+        data.mnist("test", root=tmp_path, mirrors=())
 
 
 def free_port() -> int:

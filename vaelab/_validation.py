@@ -72,10 +72,26 @@ def check_fraction(value: Any, name: str) -> float:
 def check_choice(value: Any, name: str, choices: Iterable[Any]) -> Any:
     """Return ``value`` if it is one of ``choices``, else raise naming the valid ones."""
     choices = tuple(choices)
-    if value not in choices:
+    # == alone lets 0, 0.0 and np.False_ pass for False (and 1 for True): a choice matches its own kind only
+    if not any(_same_kind(value, c) and _equal(value, c) for c in choices):
         options = ", ".join(repr(c) for c in choices)
         raise ValueError(f"`{name}` must be one of {options}; got {value!r}")
     return value
+
+
+def _same_kind(value: Any, choice: Any) -> bool:
+    if isinstance(choice, bool):
+        return isinstance(value, bool)
+    if isinstance(choice, str):
+        return isinstance(value, str)
+    return not isinstance(value, (bool, np.bool_))
+
+
+def _equal(value: Any, choice: Any) -> bool:
+    try:
+        return bool(value == choice)
+    except (TypeError, ValueError):  # an array compared with a string: not a choice
+        return False
 
 
 def as_tensor(X: Any, name: str, *, dtype: torch.dtype | None = None,

@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import math
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from ._validation import check_choice, check_nonnegative, check_positive_int
+from ._validation import check_choice, check_nonnegative, check_positive, check_positive_int
 
 __all__ = ["TOY_SETS", "toy", "digits", "mnist", "fashion_mnist", "fetch", "read_idx", "cache_dir", "sines"]
 
@@ -84,7 +87,12 @@ def toy(name: str, n: int, *, noise: float | None = None, seed: int = 0) -> torc
     noise = _DEFAULT_NOISE[name] if noise is None else check_nonnegative(noise, "noise")
     seed = check_positive_int(seed, "seed", minimum=0)
     pts = _TOY[name](n, noise, np.random.default_rng(seed))
-    return torch.from_numpy(pts.astype(np.float32))
+    with np.errstate(over="ignore"):
+        pts = pts.astype(np.float32)
+    if not np.isfinite(pts).all():
+        raise ValueError(f"`noise` = {noise:g} is too large: the points overflow float32 (largest "
+                         f"{np.finfo(np.float32).max:.3g}); the sets live in about [-3, 3]², so noise of order 1 or less")
+    return torch.from_numpy(pts)
 
 
 _DIGITS_TEST_SIZE = 360
@@ -163,14 +171,19 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch(url: str, dest: str | os.PathLike, sha256: str, *, timeout: float = 30.0) -> Path:
+def fetch(url: str, dest: str | os.PathLike, sha256: str, *, timeout: float = 30.0,
+          total_timeout: float = 600.0) -> Path:
     """Download ``url`` to ``dest`` unless a file with the right sha256 is already there.
 
     The bytes go to a temporary file in the same folder, are verified, and only then renamed
     onto ``dest``: a killed or corrupted download never leaves a file that looks complete.
-    Raises ``ConnectionError`` when the server cannot be reached or the transfer is cut short,
-    ``ValueError`` when the checksum does not match.
+    ``timeout`` bounds the wait for each network operation, ``total_timeout`` the whole download
+    (a server that trickles bytes would otherwise never time out).
+    Raises ``ConnectionError`` when the server cannot be reached, the transfer is cut short or
+    takes longer than ``total_timeout`` seconds, ``ValueError`` when the checksum does not match.
     """
+    timeout = check_positive(timeout, "timeout")
+    total_timeout = check_positive(total_timeout, "total_timeout")
     dest = Path(dest)
     if dest.exists() and _sha256(dest) == sha256:
         return dest
@@ -178,15 +191,25 @@ def fetch(url: str, dest: str | os.PathLike, sha256: str, *, timeout: float = 30
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as out:
+            too_slow = False
+            deadline = time.monotonic() + total_timeout
             try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:
+                with urllib.request.urlopen(url, timeout=min(timeout, total_timeout)) as response:
                     expected = response.headers.get("Content-Length")
                     written = 0
-                    for block in iter(lambda: response.read(1 << 20), b""):
+                    # read1: at most one network read per call, so the deadline is checked between reads
+                    for block in iter(lambda: response.read1(1 << 16), b""):
                         out.write(block)
                         written += len(block)
-            except (urllib.error.URLError, OSError, EOFError) as err:
-                raise ConnectionError(f"could not download {url}: {err}") from err
+                        if time.monotonic() > deadline:
+                            too_slow = True
+                            break
+            except (urllib.error.URLError, OSError, EOFError, http.client.HTTPException) as err:
+                # HTTPException: e.g. IncompleteRead, a chunked transfer cut in the middle of a chunk
+                raise ConnectionError(f"could not download {url}: {type(err).__name__}: {err}") from err
+            if too_slow:
+                raise ConnectionError(f"download of {url} took longer than total_timeout={total_timeout:g} s "
+                                      f"({written} bytes so far): the server is too slow")
             if expected is not None and written != int(expected):
                 raise ConnectionError(f"download of {url} was cut short: got {written} of {expected} bytes")
         got = _sha256(Path(tmp))
@@ -217,23 +240,39 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=offset).reshape(shape)
 
 
+def _mirrors(mirrors: Any, kind: str) -> tuple[str, ...]:
+    """The base URLs to try, in order; one string is one mirror (not a sequence of characters)."""
+    if mirrors is None:
+        return MIRRORS[kind]
+    if isinstance(mirrors, str):
+        mirrors = (mirrors,)
+    mirrors = tuple(mirrors)
+    if not mirrors or not all(isinstance(m, str) and m for m in mirrors):
+        raise TypeError(f"`mirrors` must be a base URL or a sequence of base URLs, got {mirrors!r}")
+    return tuple(m if m.endswith("/") else m + "/" for m in mirrors)
+
+
 def mnist(split: str = "train", *, kind: str = "mnist", root: str | os.PathLike | None = None,
-          mirrors: tuple[str, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+          mirrors: str | tuple[str, ...] | None = None, timeout: float = 30.0,
+          total_timeout: float = 600.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Return MNIST or Fashion-MNIST as (X, y): X of shape (n, 784) in [0, 1], y of shape (n,).
 
     The four IDX files are downloaded once into ``cache_dir(root)/<kind>/``, verified by sha256,
-    and read from there afterwards. Offline, the error suggests ``vaelab.data.digits()``, which
-    needs no network.
+    and read from there afterwards; each file is tried on every mirror in turn (``mirrors``: one
+    base URL or several). ``timeout`` and ``total_timeout`` as in :func:`fetch`. Offline, the
+    error suggests ``vaelab.data.digits()``, which needs no network.
     """
     check_choice(split, "split", ("train", "test"))
     check_choice(kind, "kind", ("mnist", "fashion"))
+    mirrors = _mirrors(mirrors, kind)
     folder = cache_dir(root) / kind
     arrays = []
     for name in _FILES[split]:
         errors = []
-        for mirror in mirrors or MIRRORS[kind]:
+        for mirror in mirrors:
             try:
-                path = fetch(mirror + name, folder / name, SHA256[kind][name])
+                path = fetch(mirror + name, folder / name, SHA256[kind][name], timeout=timeout,
+                             total_timeout=total_timeout)
                 break
             except (ConnectionError, ValueError) as err:
                 errors.append(str(err))
@@ -250,9 +289,10 @@ def mnist(split: str = "train", *, kind: str = "mnist", root: str | os.PathLike 
 
 
 def fashion_mnist(split: str = "train", *, root: str | os.PathLike | None = None,
-                  mirrors: tuple[str, ...] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                  mirrors: str | tuple[str, ...] | None = None, timeout: float = 30.0,
+                  total_timeout: float = 600.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Fashion-MNIST, the same format as :func:`mnist`: ``mnist(split, kind="fashion")``."""
-    return mnist(split, kind="fashion", root=root, mirrors=mirrors)
+    return mnist(split, kind="fashion", root=root, mirrors=mirrors, timeout=timeout, total_timeout=total_timeout)
 
 
 # ---------------------------------------------------------------- toy time series (lesson 05)

@@ -327,3 +327,38 @@ def test_history_copies_and_pickles():
     h = History()
     h.append(1, 0.1, {"elbo": -3.0})
     assert copy.deepcopy(h).train_elbo == [-3.0] and pickle.loads(pickle.dumps(h)).as_dict() == h.as_dict()
+
+
+# ------------------------------------------------------------------ Datasets
+
+
+def test_a_nan_in_a_dataset_is_reported_at_its_row_in_the_dataset():
+    """It was reported at its index in the shuffled batch ("index (1, 2)"), which names no row of the data."""
+    X = torch.rand(100, 4)
+    X[57, 2] = float("nan")
+    with pytest.raises(ValueError, match=r"`X` must contain only finite values, got NaN or infinity in row 57 of the "
+                                         r"Dataset: X\[57\]"):
+        fit(VAE.mlp(4, 2, hidden=(3,)), TensorDataset(X), epochs=1, batch_size=16, progress=False, seed=0)
+    with pytest.raises(ValueError, match=r"`X_valid` must contain only finite values, got NaN or infinity in row 57"):
+        fit(VAE.mlp(4, 2, hidden=(3,)), torch.rand(20, 4), X_valid=TensorDataset(X), epochs=1, progress=False)
+
+
+def test_an_empty_dataset_says_so():
+    """It raised torch's "num_samples should be a positive integer value, but got num_samples=0"."""
+    with pytest.raises(ValueError, match=r"`X` is an empty Dataset \(len X == 0\): there is nothing to train on"):
+        fit(VAE.mlp(4, 2, hidden=(3,)), TensorDataset(torch.rand(0, 4)), epochs=1, progress=False)
+
+
+def test_a_dataset_is_shuffled_as_a_shuffling_dataloader_would():
+    X = torch.rand(50, 4, generator=torch.Generator().manual_seed(0))
+    seen = []
+
+    class Recording(TensorDataset):
+        def __getitem__(self, i):
+            seen.append(i)
+            return super().__getitem__(i)
+
+    fit(VAE.mlp(4, 2, hidden=(3,)), Recording(X), epochs=1, batch_size=16, progress=False, seed=0)
+    torch.manual_seed(0)
+    expected = [i for batch in torch.utils.data.DataLoader(range(50), batch_size=16, shuffle=True) for i in batch.tolist()]
+    assert seen == expected

@@ -158,28 +158,54 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     return batch.to(device, non_blocking=True)
 
 
+class _RecordedBatches:
+    """DataLoader(shuffle=True)'s own batch sampler (the same random draws), remembering the last batch's rows."""
+
+    def __init__(self, n: int, batch_size: int, shuffle: bool):
+        from torch.utils.data import BatchSampler, RandomSampler, SequentialSampler
+
+        rows = range(n)
+        self.sampler = BatchSampler(RandomSampler(rows) if shuffle else SequentialSampler(rows), batch_size, False)
+        self.last: list[int] = []
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for rows in self.sampler:
+            self.last = rows
+            yield rows
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+
 class _Batches:
     """Shuffled minibatches: indexed on the device for in-memory data, a DataLoader for a Dataset."""
 
     def __init__(self, model: nn.Module, X: Any, name: str, batch_size: int, device: torch.device):
         self.model, self.name, self.batch_size, self.device = model, name, batch_size, device
         if _is_dataset(X):
-            self.loader = DataLoader(X, batch_size=batch_size, shuffle=True, pin_memory=device.type == "cuda")
-            self.X, self.n = None, len(X)
+            if not hasattr(X, "__len__"):
+                raise TypeError(f"`{name}` must be a map-style Dataset with __len__ and __getitem__, "
+                                f"got a {type(X).__name__} without __len__")
+            if len(X) == 0:
+                raise ValueError(f"`{name}` is an empty Dataset (len {name} == 0): there is nothing to train on")
+            self.dataset, self.X, self.n = X, None, len(X)
         else:
-            self.loader, self.X = None, _prepare(model, X, name)
+            self.dataset, self.X = None, _prepare(model, X, name)
             self.n = _n_rows(self.X)
         self.n_batches = math.ceil(self.n / batch_size)
 
-    def _from(self, loader: DataLoader) -> Iterator[Any]:
-        # a Dataset is checked batch by batch, as it arrives
+    def _from(self, batch_size: int, shuffle: bool) -> Iterator[Any]:
+        # a Dataset is checked batch by batch, as it arrives; a bad row is named by its index in the Dataset
+        rows = _RecordedBatches(self.n, batch_size, shuffle)
+        loader = DataLoader(self.dataset, batch_sampler=rows, pin_memory=self.device.type == "cuda")
         for batch in loader:
             batch = _to_device(batch, self.device)
+            _check_dataset_batch(batch, rows.last, self.name)
             yield self.model.check_data(batch, self.name) if hasattr(self.model, "check_data") else batch
 
     def __iter__(self) -> Iterator[Any]:
-        if self.loader is not None:
-            yield from self._from(self.loader)
+        if self.dataset is not None:
+            yield from self._from(self.batch_size, shuffle=True)
             return
         perm = torch.randperm(self.n, device=self.device)
         for start in range(0, self.n, self.batch_size):
@@ -187,11 +213,23 @@ class _Batches:
 
     def in_order(self, batch_size: int) -> Iterator[Any]:
         """The data unshuffled, for evaluation."""
-        if self.loader is not None:
-            yield from self._from(DataLoader(self.loader.dataset, batch_size=batch_size))
+        if self.dataset is not None:
+            yield from self._from(batch_size, shuffle=False)
             return
         for start in range(0, self.n, batch_size):
             yield _take(self.X, slice(start, start + batch_size))
+
+
+def _check_dataset_batch(batch: Any, rows: list[int], name: str) -> None:
+    """Raise on NaN or infinity, naming the row of the Dataset (not of the shuffled batch) that holds it."""
+    for i, t in enumerate(batch if isinstance(batch, tuple) else (batch,)):
+        if isinstance(t, torch.Tensor) and t.is_floating_point():
+            bad = ~torch.isfinite(t.reshape(len(t), -1)).all(1)
+            if bool(bad.any()):
+                row = rows[int(bad.nonzero()[0])]
+                part = f" (element {i} of each item)" if isinstance(batch, tuple) else ""
+                raise ValueError(f"`{name}` must contain only finite values, got NaN or infinity in row {row} of "
+                                 f"the Dataset{part}: {name}[{row}]")
 
 
 class _Running:

@@ -126,3 +126,35 @@ def test_mc_log_prob_without_the_sum_over_coordinates():
 def test_ppca_covariance_with_the_identity_of_the_latent_size():
     with pytest.raises(ExerciseError, match=r"not torch.eye\(L\)"):
         checks.ppca_covariance(lambda W, s: W @ W.T + s**2 * torch.eye(W.shape[1], dtype=W.dtype))
+
+
+# ------------------------------------------------------------------ pPCA posterior (the E-step of pPCA)
+
+def post_reference(x, W, b, obs_scale):
+    M = W.T @ W + obs_scale**2 * torch.eye(W.shape[1], dtype=W.dtype)
+    return torch.linalg.solve(M, W.T @ (x - b).T).T, obs_scale**2 * torch.linalg.inv(M)
+
+
+def test_ppca_posterior_accepts_the_reference_and_returns_it(capsys):
+    returned = checks.ppca_posterior(post_reference)
+    assert returned is post_reference
+    assert capsys.readouterr().out.strip() == "Correct: ppca_posterior passes every check."
+
+
+def _M(W, s):
+    return W.T @ W + s**2 * torch.eye(W.shape[1], dtype=W.dtype)
+
+
+@pytest.mark.parametrize("fn, message", [
+    (lambda x, W, b, s: (post_reference(x, W, b, s)[0], torch.linalg.inv(_M(W, s))), r"you returned M⁻¹ \(the σ² factor is missing\)"),
+    (lambda x, W, b, s: (post_reference(x, W, b, s)[0], s**2 * _M(W, s)), r"the posterior covariance is its\s+inverse"),
+    (lambda x, W, b, s: (post_reference(x, W, b, s)[0], W @ W.T + s**2 * torch.eye(4, dtype=W.dtype)), r"a covariance over x"),
+    (lambda x, W, b, s: ((x - b) @ W, post_reference(x, W, b, s)[1]), r"without the M⁻¹"),
+    (lambda x, W, b, s: post_reference(x, W, torch.zeros_like(b), s), r"the mean ignores b"),
+    (lambda x, W, b, s: (x - b, post_reference(x, W, b, s)[1]), r"the mean should be over z"),
+    (lambda x, W, b, s: post_reference(x, W, b, s)[0], r"return two things, \(mean, cov\)"),
+    (lambda x, W, b, s: (post_reference(x, W, b, s)[0] + 0.1, post_reference(x, W, b, s)[1]), r"the posterior mean is off by up to 0.1"),
+])
+def test_ppca_posterior_names_the_mistake(fn, message):
+    with pytest.raises(ExerciseError, match=message):
+        checks.ppca_posterior(fn)

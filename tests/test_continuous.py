@@ -353,10 +353,13 @@ def test_quadrature_needs_latent_dim_at_most_two():
 
 def test_quadrature_and_exact_need_a_normal_prior():
     mix = ContinuousMixture(LinearDecoder(torch.ones(2, 1)), obs_scale=0.5, prior=Uniform(-1.0, 1.0))
-    for method in ("quadrature", "exact"):
-        with pytest.raises(ValueError, match=rf"method='{method}' needs a normal prior .* got Uniform"):
-            mix.log_prob(torch.zeros(1, 2), method)
-    with pytest.raises(ValueError, match=r"nodes='quadrature' needs a normal prior"):
+    with pytest.raises(ValueError, match=r"method='exact' needs a normal prior .* got Uniform"):
+        mix.log_prob(torch.zeros(1, 2), "exact")
+    # quadrature is not tied to a normal prior in general, only this Gauss–Hermite rule is: the message says so
+    with pytest.raises(ValueError, match=r"method='quadrature' is Gauss–Hermite, the Gaussian rule for a normal "
+                                         r"prior .* got Uniform; use finite.*F⁻¹\(Φ\(z\)\)"):
+        mix.log_prob(torch.zeros(1, 2), "quadrature")
+    with pytest.raises(ValueError, match=r"nodes='quadrature' is Gauss–Hermite"):
         mix.finite(4)
 
 

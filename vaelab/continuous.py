@@ -2,7 +2,8 @@
 
 Derived in lesson 02. Each latent point z is the centre of one Gaussian component placed in
 data space by the decoder f; the prior p(z) gives the mixing weights. Three ways to compute
-log p(x) live here: quadrature (Gauss–Hermite, latent_dim ≤ 2, normal prior), Monte Carlo
+log p(x) live here: quadrature (Gauss–Hermite, latent_dim ≤ 2, for a normal prior; other priors
+have Gaussian rules too, but this module implements the normal one), Monte Carlo
 (any latent_dim, with a standard error) and the closed form of the linear case, probabilistic
 PCA: p(x) = N(x; b, WWᵀ + σ²I). ``ContinuousMixture.finite(K)`` returns the K-component
 ``GaussianMixture`` that approximates the continuum, so K → ∞ can be watched.
@@ -712,6 +713,14 @@ class ContinuousMixture(nn.Module):
         params = _normal_params(self.prior)
         if params is None:
             base = self.prior.base_dist if isinstance(self.prior, Independent) else self.prior
+            if "quadrature" in what:
+                # not "quadrature needs a normal prior": Gauss–Legendre is the Gaussian rule for a uniform
+                # prior, Golub–Welsch builds one for any prior with moments, and u ↦ F⁻¹(Φ(u)) lets
+                # Gauss–Hermite serve any 1-D prior; this method implements only the normal case
+                raise ValueError(f"{what} is Gauss–Hermite, the Gaussian rule for a normal prior (Normal or "
+                                 f"MultivariateNormal), got {type(base).__name__}; use finite(K, nodes='grid' or "
+                                 f"'quantile'), method='mc', or Gauss–Hermite on the decoder z ↦ f(F⁻¹(Φ(z))) "
+                                 f"under a standard normal prior (lesson 02, §4)")
             raise ValueError(f"{what} needs a normal prior (Normal or MultivariateNormal), got {type(base).__name__}; "
                              f"use method='mc', or finite(K, nodes='grid' or 'quantile')")
         return params

@@ -9,7 +9,7 @@ from ._core import ExerciseError, as_tensor, call, check_close, checker
 from ..continuous import LinearDecoder, isotropic_log_prob, log_mean_exp
 from ..continuous import ppca_covariance as _ppca_covariance
 
-__all__ = ["mc_log_prob", "ppca_covariance"]
+__all__ = ["mc_log_prob", "ppca_covariance", "ppca_posterior"]
 
 _F64 = torch.float64
 
@@ -125,3 +125,61 @@ def ppca_covariance(fn):
                                 f"covariance is σ²I.")
         check_close(got, expected, exercise, "the covariance", rtol=1e-6, atol=1e-8,
                     hint="C = W @ W.T + obs_scale**2 * torch.eye(D).")
+
+
+def _ppca_posterior_reference(x, W, b, obs_scale):
+    from ..continuous import ppca_posterior
+    return ppca_posterior(x, W, b, obs_scale)
+
+
+@checker("ppca_posterior", _ppca_posterior_reference)
+def ppca_posterior(fn):
+    """Check ``fn(x, W, b, obs_scale)``: the exact posterior of pPCA, p(z | x) = N(M⁻¹Wᵀ(x − b), σ²M⁻¹).
+
+    M = WᵀW + σ²I (of shape (L, L)); returns (means of shape (B, L), covariance of shape (L, L)).
+    Returns ``fn`` if it passes, else vaelab's ``continuous.ppca_posterior``.
+
+    >>> ppca_posterior = ppca_posterior(_ppca_posterior_reference)
+    Correct: ppca_posterior passes every check.
+    """
+    from ..continuous import ppca_posterior as reference
+    exercise = "ppca_posterior"
+    g = torch.Generator().manual_seed(3)
+    # D > L with σ not 1 (so σ² and σ differ) and b not 0 (so forgetting it shows)
+    W, b, obs_scale = torch.randn(4, 2, generator=g, dtype=_F64), torch.randn(4, generator=g, dtype=_F64), 0.6
+    x = torch.randn(5, 4, generator=g, dtype=_F64)
+    out = call(fn, exercise, x.clone(), W.clone(), b.clone(), obs_scale)
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise ExerciseError(f"{exercise}: return two things, (mean, cov): the posterior means of shape (5, 2) and the "
+                            f"shared posterior covariance of shape (2, 2); got {type(out).__name__}.")
+    mean = as_tensor(out[0], exercise, "the posterior mean", dtype=_F64)
+    cov = as_tensor(out[1], exercise, "the posterior covariance", dtype=_F64)
+    expected_mean, expected_cov = reference(x, W, b, obs_scale)
+    eye = torch.eye(2, dtype=_F64)
+    M = W.T @ W + obs_scale**2 * eye
+    if cov.shape == (4, 4):
+        raise ExerciseError(f"{exercise}: the covariance should be over z, shape (L, L) = (2, 2), got (4, 4): that is "
+                            f"a covariance over x. M = WᵀW + σ²I is (L, L).")
+    if mean.shape == (5, 4):
+        raise ExerciseError(f"{exercise}: the mean should be over z, shape (B, L) = (5, 2), got (5, 4): multiply the "
+                            f"residual x − b by Wᵀ (and M⁻¹) to land in latent space.")
+    if not _near(cov, expected_cov, atol=1e-8):
+        if _near(cov, torch.linalg.inv(M), atol=1e-8):
+            raise ExerciseError(f"{exercise}: the covariance is σ² M⁻¹, you returned M⁻¹ (the σ² factor is missing).")
+        if _near(cov, torch.linalg.inv(W.T @ W + eye), atol=1e-8) or _near(cov, obs_scale**2 * torch.linalg.inv(W.T @ W + obs_scale * eye), atol=1e-8):
+            raise ExerciseError(f"{exercise}: M = WᵀW + σ²I: check the σ² (obs_scale is the standard deviation σ).")
+        if _near(cov, obs_scale**2 * M, atol=1e-8) or _near(cov, M, atol=1e-8):
+            raise ExerciseError(f"{exercise}: you returned (a multiple of) M itself; the posterior covariance is its "
+                                f"inverse, σ² M⁻¹ (the precision of z given x is M/σ²).")
+        check_close(cov, expected_cov, exercise, "the posterior covariance", rtol=1e-6, atol=1e-8,
+                    hint="Precision of z given x: WᵀW/σ² + I = M/σ², so the covariance is σ² M⁻¹.")
+    if not _near(mean, expected_mean, atol=1e-8):
+        if _near(mean, reference(x, W, torch.zeros_like(b), obs_scale)[0], atol=1e-8):
+            raise ExerciseError(f"{exercise}: the mean ignores b: it is M⁻¹Wᵀ(x − b), the residual after the offset.")
+        if _near(mean, (x - b) @ W, atol=1e-8) or _near(mean, (x - b) @ W / obs_scale**2, atol=1e-8):
+            raise ExerciseError(f"{exercise}: the mean is M⁻¹Wᵀ(x − b): you have Wᵀ(x − b) without the M⁻¹ "
+                                f"(the prior pulls the mean towards 0).")
+        if _near(mean, (x - b) @ W @ cov, atol=1e-8):
+            raise ExerciseError(f"{exercise}: mean = cov · Wᵀ(x − b)/σ² = M⁻¹Wᵀ(x − b): the 1/σ² is missing.")
+        check_close(mean, expected_mean, exercise, "the posterior mean", rtol=1e-6, atol=1e-8,
+                    hint="Complete the square: mean = M⁻¹ Wᵀ (x − b), one row per point.")

@@ -135,3 +135,35 @@ def test_kl_weight_ramps_linearly_then_stays_at_one():
 def test_bad_input(call, msg):
     with pytest.raises(ValueError, match=msg):
         call()
+
+
+def test_elbo_refuses_shapes_that_would_broadcast():
+    """elbo(zeros(3, 1), ones(3)) silently broadcast to shape (3, 3)."""
+    with pytest.raises(ValueError, match=r"`kl` must have the shape of `reconstruction`, \(3, 1\), or that shape plus "
+                                         r"a last latent_dim axis \(summed\), got shape \(3,\)"):
+        objectives.elbo(torch.zeros(3, 1), torch.ones(3))
+    assert objectives.elbo(torch.zeros(3), torch.ones(3, 2)).shape == (3,)  # (B, latent_dim) is summed
+
+
+def test_numpy_arrays_are_taken_as_tensors():
+    """gaussian_kl(numpy) raised "'numpy.ndarray' object has no attribute 'pow'"; log_mean_exp, iwae and
+    reparameterize raised torch's "argument 'input' must be Tensor"; elbo returned a numpy array."""
+    import numpy as np
+
+    mu, logvar = np.array([[0.0, 1.0]]), np.zeros((1, 2))
+    torch.testing.assert_close(objectives.gaussian_kl(mu, logvar), torch.tensor([[0.0, 0.5]], dtype=torch.float64))
+    torch.testing.assert_close(objectives.reparameterize(mu, logvar, np.ones((1, 2))), torch.tensor([[1.0, 2.0]], dtype=torch.float64))
+    assert objectives.reparameterize(mu, logvar).shape == (1, 2)
+    assert float(objectives.log_mean_exp(np.array([1000.0, 1000.0]))) == 1000.0
+    torch.testing.assert_close(objectives.iwae(np.log([[1.0], [3.0]])), torch.tensor([math.log(2.0)], dtype=torch.float64))
+    assert isinstance(objectives.elbo(np.zeros(3), np.ones(3)), torch.Tensor)
+    assert float(objectives.negative_elbo_loss(np.array([-10.0, -20.0]), np.array([1.0, 3.0]))) == 17.0
+    assert float(objectives.free_bits_kl(np.array([[0.1, 2.0], [0.3, 4.0]]), free_bits=0.5)) == 3.5
+    with pytest.raises(TypeError, match=r"`mu` must be a numpy array or a torch tensor, got str"):
+        objectives.gaussian_kl("mu", logvar)
+
+
+def test_tensors_pass_through_with_their_gradients():
+    mu = torch.zeros(2, 3, requires_grad=True)
+    objectives.gaussian_kl(mu, torch.zeros(2, 3)).sum().backward()
+    assert mu.grad is not None

@@ -74,6 +74,9 @@ def activity(mu: torch.Tensor) -> torch.Tensor:
     >>> activity(torch.tensor([[0.0, 1.0], [2.0, 1.0]]))
     tensor([1., 0.])
     """
+    from ._validation import as_tensor
+
+    mu = as_tensor(mu, "mu")  # a numpy array too (its var has no dim=)
     if mu.ndim != 2:
         raise ValueError(f"`mu` must be 2-D of shape (n_samples, latent_dim), got shape {tuple(mu.shape)}")
     return mu.var(dim=0, correction=0)

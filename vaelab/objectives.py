@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from ._validation import check_nonnegative, check_positive_int
+from ._validation import as_tensor, check_nonnegative, check_positive_int
 
 __all__ = [
     "elbo",
@@ -27,6 +27,11 @@ __all__ = [
     "negative_elbo_loss",
     "reparameterize",
 ]
+
+
+def _tensor(value, name: str) -> torch.Tensor:
+    """Tensors pass through untouched (autograd intact); numpy arrays and lists become tensors."""
+    return value if isinstance(value, torch.Tensor) else as_tensor(value, name)
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | None = None) -> torch.Tensor:
@@ -47,8 +52,10 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor | N
     >>> reparameterize(torch.zeros(1, 2), torch.log(torch.full((1, 2), 4.0)), torch.ones(1, 2))
     tensor([[2., 2.]])
     """
+    mu, logvar = _tensor(mu, "mu"), _tensor(logvar, "logvar")
     if eps is None:
         eps = torch.randn_like(mu)
+    eps = _tensor(eps, "eps")
     # log-variance parameterisation: any real number is a valid output of the encoder's last layer
     return mu + torch.exp(0.5 * logvar) * eps
 
@@ -61,6 +68,7 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     >>> gaussian_kl(torch.tensor([[0.0, 1.0]]), torch.zeros(1, 2))
     tensor([[0.0000, 0.5000]])
     """
+    mu, logvar = _tensor(mu, "mu"), _tensor(logvar, "logvar")
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
 
 
@@ -70,6 +78,7 @@ def log_mean_exp(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
     >>> float(log_mean_exp(torch.tensor([1000.0, 1000.0])))
     1000.0
     """
+    x = _tensor(x, "x")
     # subtracting the max inside logsumexp keeps exp() from overflowing for log-weights of -1000 or +1000
     return torch.logsumexp(x, dim=dim) - math.log(x.shape[dim])
 
@@ -87,8 +96,12 @@ def elbo(reconstruction: torch.Tensor, kl: torch.Tensor, beta: float = 1.0) -> t
     tensor([-11.])
     """
     beta = check_nonnegative(beta, "beta")
+    reconstruction, kl = _tensor(reconstruction, "reconstruction"), _tensor(kl, "kl")
     if kl.ndim == reconstruction.ndim + 1:
         kl = kl.sum(-1)
+    if kl.shape != reconstruction.shape:  # (3, 1) − (3,) would broadcast silently to (3, 3)
+        raise ValueError(f"`kl` must have the shape of `reconstruction`, {tuple(reconstruction.shape)}, or that shape "
+                         f"plus a last latent_dim axis (summed), got shape {tuple(kl.shape)}")
     return reconstruction - beta * kl
 
 
@@ -105,6 +118,7 @@ def iwae(log_weights: torch.Tensor, dim: int = 0) -> torch.Tensor:
     >>> iwae(torch.log(torch.tensor([[1.0], [3.0]])))
     tensor([0.6931])
     """
+    log_weights = _tensor(log_weights, "log_weights")
     check_positive_int(log_weights.shape[dim], "k")
     return log_mean_exp(log_weights, dim=dim)
 
@@ -120,6 +134,7 @@ def free_bits_kl(kl: torch.Tensor, free_bits: float = 0.0) -> torch.Tensor:
     3.5
     """
     free_bits = check_nonnegative(free_bits, "free_bits")
+    kl = _tensor(kl, "kl")
     if kl.ndim == 1:
         kl = kl[:, None]  # (B, 1): the floor applies to the total
     per_column = kl.mean(0)  # (L,)
@@ -144,6 +159,7 @@ def negative_elbo_loss(reconstruction: torch.Tensor, kl: torch.Tensor, *, beta: 
     17.0
     """
     beta = check_nonnegative(beta, "beta")
+    reconstruction = _tensor(reconstruction, "reconstruction")
     return -reconstruction.mean() + beta * free_bits_kl(kl, free_bits)
 
 

@@ -48,7 +48,8 @@ class EMWidget(_Frame):
         self.n_iter = check_positive_int(n_iter, "n_iter")
         self.covariance_type = check_choice(covariance_type, "covariance_type", COVARIANCE_TYPES)
         self.init_params = check_choice(init_params, "init_params", ("points", *INIT_PARAMS))
-        self.reg_covar, self.random_state, self.dpi = reg_covar, random_state, dpi
+        self.random_state = check_positive_int(random_state, "random_state", minimum=0)
+        self.reg_covar, self.dpi = reg_covar, dpi
         self._paths: dict[int, EMPath] = {}
         # one view for every K and iteration, so that frames can be compared
         x = self.x.numpy()

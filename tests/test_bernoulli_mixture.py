@@ -198,3 +198,23 @@ def test_unfitted_and_mismatched_inputs():
         model.score(np.full((2, 3), 0.5))
     with pytest.raises(ValueError, match="`n_samples` must be an integer >= 1"):
         model.sample(0)
+
+
+def test_float32_with_a_constant_pixel_and_no_smoothing_stays_finite():
+    """In float32 the clamp 1 − 1e-10 rounded to 1, log1p(−1) = −inf, and the fit was silently NaN."""
+    from vaelab.bernoulli_mixture import BernoulliMixture
+
+    X = (torch.rand(200, 10, generator=torch.Generator().manual_seed(0)) > 0.5).double()
+    X[:, 0], X[:, 1] = 1.0, 0.0
+    m64 = BernoulliMixture(2, smoothing=0.0, random_state=0).fit(X)
+    m32 = BernoulliMixture(2, smoothing=0.0, random_state=0, dtype=torch.float32).fit(X.float())
+    assert math.isfinite(m32.lower_bound_) and abs(m32.lower_bound_ - m64.lower_bound_) < 1e-3
+
+
+def test_half_precision_is_refused():
+    from vaelab.bernoulli_mixture import BernoulliMixture
+
+    with pytest.raises(ValueError, match=r"`dtype` must be torch.float64 or torch.float32, got torch.float16"):
+        BernoulliMixture(2, dtype=torch.float16).fit(torch.ones(4, 3))
+    with pytest.raises(TypeError, match=r"`dtype` must be a floating torch dtype"):
+        BernoulliMixture(2, dtype=torch.int64).fit(torch.ones(4, 3))

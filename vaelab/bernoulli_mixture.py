@@ -25,6 +25,12 @@ _TINY = 10 * torch.finfo(torch.float64).eps
 _CLAMP = 1e-10
 
 
+def _clamp(probs: torch.Tensor) -> torch.Tensor:
+    """Clamp to [c, 1 − c] with c at least the dtype's ε: in float32, 1 − 1e-10 rounds to 1 and log1p(−1) = −inf."""
+    c = max(_CLAMP, torch.finfo(probs.dtype).eps)
+    return probs.clamp(c, 1 - c)
+
+
 def component_log_pmf(x: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
     """Log pmf of each example under each component, of shape (n_samples, n_components).
 
@@ -69,7 +75,7 @@ def m_step(x: torch.Tensor, resp: torch.Tensor, smoothing: float = 0.0) -> tuple
     counts = resp.sum(dim=0) + _TINY  # (K,)
     weights = counts / counts.sum()
     probs = (resp.T @ x + smoothing) / (counts[:, None] + 2 * smoothing)  # (K, D)
-    return weights, probs.clamp(_CLAMP, 1 - _CLAMP)
+    return weights, _clamp(probs)
 
 
 def log_prior(probs: torch.Tensor, smoothing: float) -> torch.Tensor:
@@ -173,6 +179,12 @@ class BernoulliMixture:
         check_choice(self.init_params, "init_params", ("kmeans++", "random"))
         if self.random_state is not None:
             check_positive_int(self.random_state, "random_state", minimum=0)
+        if not isinstance(self.dtype, torch.dtype) or not self.dtype.is_floating_point:
+            raise TypeError(f"`dtype` must be a floating torch dtype such as torch.float64 or torch.float32, "
+                            f"got {self.dtype!r}")
+        if torch.finfo(self.dtype).bits < 32:
+            raise ValueError(f"`dtype` must be torch.float64 or torch.float32, got {self.dtype}: half precision "
+                             "is too coarse for EM's log-likelihoods")
 
     def _initial_resp(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n, k = x.shape[0], self.n_components
@@ -181,7 +193,7 @@ class BernoulliMixture:
             return resp / resp.sum(dim=1, keepdim=True)
         seeds = _kmeans_plusplus(x, k, generator)
         # blended with the data mean so no probability starts at exactly 0 or 1
-        probs = (0.5 * x[seeds] + 0.5 * x.mean(dim=0)).clamp(_CLAMP, 1 - _CLAMP)
+        probs = _clamp(0.5 * x[seeds] + 0.5 * x.mean(dim=0))
         weights = torch.full((k,), 1.0 / k, dtype=x.dtype, device=x.device)
         return e_step(x, weights, probs)[1].exp()
 

@@ -206,13 +206,15 @@ def _estimate_log_gaussian_prob(X: torch.Tensor, means: torch.Tensor, precisions
 
 
 def _far_from_zero(means: torch.Tensor, precisions: torch.Tensor) -> torch.Tensor:
-    """Components whose expanded distances μ²/σ² − 2xμ/σ² + x²/σ² lose half their digits, of shape (K,).
+    """Components whose expanded distances μ²/σ² − 2xμ/σ² + x²/σ² lose too many digits, of shape (K,).
 
-    Near x ≈ μ_k each term is about Σ_d μ_kd²/σ_kd² while their sum is about D: the rounding error
-    is ε Σ_d μ_kd²/σ_kd² nats, so past ε^(−1/2) (6.7e7 in float64, 2.9e3 in float32, i.e. a mean
-    8,200 or 54 of its standard deviations from 0) the distances are computed from centred data.
+    Near x ≈ μ_k each term is about S_k = Σ_d μ_kd²/σ_kd² while their sum is about D, so the rounding
+    error is about ε S_k nats. Past max(1e-6, √ε) nats of error (S_k > 4.5e9 in float64, 2.9e3 in
+    float32: a 1-D mean 67,000 or 54 of its standard deviations from 0) the distances are computed
+    from centred data.
     """
-    return (means ** 2 * precisions).sum(1) * math.sqrt(torch.finfo(means.dtype).eps) > 1.0
+    eps = torch.finfo(means.dtype).eps
+    return (means ** 2 * precisions).sum(1) * eps > max(1e-6, math.sqrt(eps))
 
 
 def _refine_far_distances(maha: torch.Tensor, X: torch.Tensor, means: torch.Tensor, precisions: torch.Tensor) -> None:
@@ -251,13 +253,13 @@ def _estimate_gaussian_covariances_full(resp, X, nk, means, reg_covar):
 def _estimate_gaussian_covariances_diag(resp, X, nk, means, reg_covar, X_sq=None):
     """σ²_kd = Σ_n γ_nk x_nd² / N_k − μ_kd² + reg_covar.
 
-    E[x²] − μ² (scikit-learn's formula, one matrix product) loses every digit when μ² ≫ σ²; the
-    components where it loses more than half of them are recomputed from centred data,
-    Σ_n γ_nk (x_nd − μ_kd)² / N_k.
+    E[x²] − μ² (scikit-learn's formula, one matrix product) has a rounding error of about ε μ², which
+    is all of σ² when μ² ≫ σ²; the components where it exceeds √ε of σ² + reg_covar are recomputed
+    from centred data, Σ_n γ_nk (x_nd − μ_kd)² / N_k.
     """
     X_sq = X * X if X_sq is None else X_sq
     covariances = (resp.T @ X_sq) / nk[:, None] - means ** 2  # (K, D)
-    far = (means ** 2 * math.sqrt(torch.finfo(means.dtype).eps) > covariances).any(1)  # (K,)
+    far = (means ** 2 * math.sqrt(torch.finfo(means.dtype).eps) > covariances + reg_covar).any(1)  # (K,)
     if bool(far.any()):
         for k in far.nonzero()[:, 0].tolist():
             covariances[k] = (resp[:, k] @ (X - means[k]).square_()) / nk[k]

@@ -338,6 +338,7 @@ def test_from_parameters_diag_must_be_positive():
     ({}, np.zeros(5), r"`X` must be 2-D of shape \(n_samples, n_features\), got shape \(5,\)"),
     ({}, np.array([[0.0, np.nan]] * 3), r"`X` must contain only finite values, got 3 NaN"),
     ({}, np.array([[0.0, np.inf]] * 3), r"`X` must contain only finite values"),
+    ({}, [[1.0, 2.0], [3.0]], r"`X` must be a rectangular array \(every row of the same length\), got a ragged sequence"),
     ({"n_components": 0}, X, r"`n_components` must be an integer >= 1, got 0"),
     ({"n_components": 5}, X[:3], r"`n_components` must be <= n_samples: got n_components=5 but X has n_samples=3 row\(s\)"),
     ({"covariance_type": "tied"}, X, r"`covariance_type` must be one of 'full', 'diag', 'spherical'; got 'tied'"),

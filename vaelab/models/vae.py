@@ -171,7 +171,7 @@ class VAE(nn.Module):
         """A VAE whose encoder and decoder are MLPs with the ``hidden`` layer sizes (mirrored in the decoder).
 
         Encoder data_dim → hidden… → 2·latent_dim, decoder latent_dim → reversed(hidden)… → data_dim.
-        The default ``hidden=(256,)`` is the seed's.
+        The default ``hidden=(256,)`` is the one hidden layer of 256 units of the tutorial code lesson 03 repairs.
 
         >>> VAE.mlp(64, 2, hidden=(32, 16)).decoder[0]
         Linear(in_features=2, out_features=16, bias=True)
@@ -242,7 +242,7 @@ class VAE(nn.Module):
             raise ValueError(f"`decoder` must output data_dim = {self.data_dim} numbers per example, "
                              f"got shape {tuple(out.shape)}")
         if self.likelihood == "bernoulli":
-            # validate_args=False also lets grey levels in [0, 1] be scored (the "continuous" BCE of the seed)
+            # validate_args=False also lets grey levels in [0, 1] be scored (the "continuous" BCE many tutorials use)
             base = Bernoulli(logits=out, validate_args=False)
         else:
             base = Normal(out, self.log_obs_scale.exp().expand_as(out), validate_args=False)

@@ -84,10 +84,15 @@ def badges(name: str, repo: str, branch: str) -> str:
 
 # ---------------------------------------------------------------- staging the pages
 
-def widget_cells(nb: nbformat.NotebookNode) -> list[int]:
-    """Indices of the cells whose stored output is an ipywidget."""
-    return [i for i, c in enumerate(nb.cells) if c.cell_type == "code"
-            and any(WIDGET_MIME in o.get("data", {}) for o in c.get("outputs", []))]
+def widget_cells(nb: nbformat.NotebookNode, lesson: str) -> list[int]:
+    """Indices of the cells whose stored output is an ipywidget, and of the cells that call a widget
+    of ``LIVE`` but hold no output (a lesson saved unexecuted still gets its live widget)."""
+    def shows_widget(c) -> bool:
+        outputs = c.get("outputs", [])
+        return any(WIDGET_MIME in o.get("data", {}) for o in outputs) or \
+            (not outputs and live_spec(lesson, c.source) is not None)
+
+    return [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and shows_widget(c)]
 
 
 def live_spec(lesson: str, source: str) -> Live | None:
@@ -122,7 +127,7 @@ def stage_notebook(path: Path, dest: Path, repo: str, branch: str, live: set[int
         first.source = f"{title}\n\n{badges(path.name, repo, branch)}\n\n{rest}" if title.startswith("# ") \
             else f"{badges(path.name, repo, branch)}\n\n{first.source}"
     lesson = path.name[:2]
-    for i in widget_cells(nb):
+    for i in widget_cells(nb, lesson):
         cell = nb.cells[i]
         spec = live_spec(lesson, cell.source) if i in live else None
         body = live_html(widget_id(path, i), spec, binder) if spec else dead_html(binder)
@@ -350,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_frames:
         for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
             nb = nbformat.read(path, as_version=4)
-            for i in widget_cells(nb):
+            for i in widget_cells(nb, path.name[:2]):
                 spec = live_spec(path.name[:2], nb.cells[i].source)
                 if spec is not None:
                     todo.append((path, i, spec))

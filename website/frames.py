@@ -341,11 +341,14 @@ class Frames:
     pngs: dict[tuple[int, ...], bytes]
     texts: dict[tuple[int, ...], str]
     seconds: float = 0.0
+    disabled: dict[tuple[int, ...], list[int]] = field(default_factory=dict)  # controls greyed out there
 
     def manifest(self, image_paths: dict[tuple[int, ...], str]) -> dict:
+        """``{"controls": [...], "frames": {"i,j,…": [image path, text, disabled control indices]}}``."""
         keys = sorted(self.pngs)
         return {"controls": [c.manifest() for c in self.controls],
-                "frames": {",".join(map(str, k)): [image_paths[k], self.texts.get(k, "")] for k in keys}}
+                "frames": {",".join(map(str, k)): [image_paths[k], self.texts.get(k, ""), self.disabled.get(k, [])]
+                           for k in keys}}
 
 
 def record(widget: Any, *, choose: dict[str, Sequence[Any]] | None = None, limit: int = 16,
@@ -356,7 +359,7 @@ def record(widget: Any, *, choose: dict[str, Sequence[Any]] | None = None, limit
     if math.prod(sizes) > max_frames:
         raise ValueError(f"{math.prod(sizes)} frames ({' × '.join(map(str, sizes))}) exceed max_frames={max_frames}: "
                          "offer fewer values with `choose`")
-    pngs, texts = {}, {}
+    pngs, texts, disabled = {}, {}, {}
     start = time.perf_counter()
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
@@ -366,7 +369,8 @@ def record(widget: Any, *, choose: dict[str, Sequence[Any]] | None = None, limit
                     c.widget.value = c.values[i]
             pngs[key] = bytes(image.value)
             texts[key] = text.value if text is not None else ""
-    return Frames(controls, pngs, texts, time.perf_counter() - start)
+            disabled[key] = [j for j, c in enumerate(controls) if getattr(c.widget, "disabled", False)]
+    return Frames(controls, pngs, texts, time.perf_counter() - start, disabled)
 
 
 def digest(data: bytes) -> str:

@@ -76,6 +76,7 @@ def test_record_moves_every_control_and_keeps_one_frame_per_combination(mixture)
     manifest = recorded.manifest({key: f"{key}.png" for key in recorded.pngs})
     assert manifest["controls"][0]["labels"] == ["1", "2", "3"] and manifest["controls"][0]["start"] == 1
     assert len(manifest["frames"]) == 9
+    assert all(len(entry) == 3 and entry[2] == [] for entry in manifest["frames"].values())  # nothing greyed out
 
 
 def test_record_refuses_too_many_frames_and_unknown_values(mixture):

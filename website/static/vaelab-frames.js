@@ -27,9 +27,13 @@
       }
       if (figure.getAttribute("src") !== frame[0]) figure.setAttribute("src", frame[0]);
       text.innerHTML = frame[1];
+      // a control the widget greys out for these values (e.g. K under the standard-normal prior)
+      const off = frame[2] || [];
+      inputs.forEach((input, j) => { input.disabled = off.includes(j); });
       box.dataset.state = state.join(",");
     }
 
+    const inputs = [];
     data.controls.forEach((c, i) => {
       const wrap = el("label", "vaelab-live-control");
       wrap.dataset.description = c.description;
@@ -77,6 +81,7 @@
         }
       }
       input.dataset.description = c.description;
+      inputs.push(input);
       controls.appendChild(wrap);
     });
     box.appendChild(controls);

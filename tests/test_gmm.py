@@ -555,3 +555,13 @@ def test_half_precision_is_refused_up_front():
         GaussianMixture(2, dtype=torch.float16).fit(X)
     with pytest.raises(ValueError, match=r"half precision"):
         GaussianMixture.from_parameters([1.0], [[0.0]], [[[1.0]]], dtype=torch.bfloat16)
+
+
+def test_float32_weights_with_float64_data_are_accepted():
+    """float32 weights [0.2, 0.3, 0.5] sum to 1.0000000149 in float64: within float32's precision, not float64's."""
+    weights, means, cov = random_mixture()
+    x = torch.randn(4, 2, dtype=F64)
+    w32 = torch.tensor([0.2, 0.3, 0.5])
+    w64 = w32.double() / w32.double().sum()
+    torch.testing.assert_close(gmm.e_step(x, w32, means, cov), gmm.e_step(x, w64, means, cov))
+    assert torch.isfinite(gmm.log_likelihood(x, w32, means, cov)).all()

@@ -91,6 +91,8 @@ def _common(*tensors: Any, names: tuple[str, ...]) -> list[torch.Tensor]:
 
 def _check_mixture(x: Any, weights: Any, means: Any, covariances: Any):
     """Validate the arguments of the public math functions; return them as tensors and the covariance type."""
+    # the tolerance on Σ π_k = 1 comes from the weights' own dtype, before they are promoted to x's
+    weights_dtype = as_tensor(weights, "weights").dtype
     x, weights, means, covariances = _common(x, weights, means, covariances,
                                              names=("x", "weights", "means", "covariances"))
     x = check_2d(x, "x")
@@ -106,7 +108,9 @@ def _check_mixture(x: Any, weights: Any, means: Any, covariances: Any):
         raise ValueError(f"`covariances` must have shape {expected} for a {covariance_type} mixture, "
                          f"got shape {tuple(covariances.shape)}")
     # NaN or negative weights would flow on silently as NaN or wrong densities, not as an error
-    check_probabilities(weights.detach(), "weights")
+    check_probabilities(weights.detach(), "weights", atol=sum_tolerance(
+        weights_dtype if torch.finfo(weights_dtype).eps > torch.finfo(weights.dtype).eps else weights.dtype,
+        n_components))
     check_finite(means.detach(), "means")
     check_finite(covariances.detach(), "covariances")
     return x, weights, means, covariances, covariance_type

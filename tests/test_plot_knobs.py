@@ -78,3 +78,35 @@ def test_redrawing_in_place_gives_the_same_picture_as_a_fresh_figure():
     view.draw(b, x, y, title="b")
     assert png(view.fig) != first
     assert png(view.fig) == png(KnobsFigure(Figure(figsize=(6, 2))).draw(b, x, y, title="b"))
+
+
+def test_rate_distortion_plane_marks_the_anchor_two_series_and_zooms():
+    fig, ax = plt.subplots()
+    rate_distortion_plane([0.0, 2.0, 20.0], [27.0, 23.0, 22.0], ["10", "1", "0"], ax=ax, anchor=27.3,
+                          label="held-out", max_rate=6.0)
+    rate_distortion_plane([0.1, 2.1, 21.0], [26.5, 22.5, 21.0], ax=ax, elbo_lines=False, label="training",
+                          marker="s", max_rate=6.0)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"held-out", "training", "independent pixels (R = 0)"} <= set(legend)
+    assert ax.get_xlim()[1] == 6.0 and [t.get_text() for t in ax.texts] == ["10", "1"]  # β = 0 is off the zoom
+    assert ax.get_ylim()[0] < 22.5 < 27.3 < ax.get_ylim()[1]  # the second series widened the frame
+    with pytest.raises(ValueError, match=r"`labels` must name each of the 3 points, got 2"):
+        rate_distortion_plane([0.0, 1.0, 2.0], [3.0, 2.0, 1.0], ["a", "b"], ax=ax)
+    with pytest.raises(ValueError, match=r"`max_rate` must be a number > 0, got 0"):
+        rate_distortion_plane([0.0], [1.0], ax=ax, max_rate=0)
+    plt.close(fig)
+
+
+def test_prior_centres_are_the_mixture_means_or_the_pseudo_inputs_codes():
+    from vaelab.plot.knobs import prior_centres
+    from vaelab.priors import MixturePrior, VampPrior
+
+    torch.manual_seed(0)
+    assert prior_centres(VAE.mlp(4, 2, hidden=(4,))) is None
+    mixture = VAE.mlp(4, 2, hidden=(4,), prior=MixturePrior(2, 3))
+    np.testing.assert_array_equal(prior_centres(mixture), mixture.prior.means.detach().numpy())
+    vamp = VAE.mlp(4, 2, hidden=(4,))
+    vamp.prior = VampPrior(vamp.encoder, 5, 4)
+    with torch.no_grad():
+        expected = vamp.encode_params(vamp.prior.pseudo_inputs)[0].numpy()
+    np.testing.assert_allclose(prior_centres(vamp), expected)

@@ -73,7 +73,7 @@ def test_choice():
 
 def test_probabilities():
     torch.testing.assert_close(v.check_probabilities([0.25, 0.75], "weights"), torch.tensor([0.25, 0.75], dtype=torch.float64))
-    with pytest.raises(ValueError, match="`weights` must sum to 1 \(within 1e-08\), got a sum of 0.9"):
+    with pytest.raises(ValueError, match=r"`weights` must sum to 1 \(within 1e-08\), got a sum of 0.9"):
         v.check_probabilities([0.4, 0.5], "weights")
     with pytest.raises(ValueError, match="`weights` must be non-negative, got a minimum of -0.5"):
         v.check_probabilities([-0.5, 1.5], "weights")

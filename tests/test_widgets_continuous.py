@@ -56,3 +56,18 @@ def test_widget_arguments_are_checked(mixture, arc):
         widgets.prior_widget(arc, obs_scale=0.3, kind="laplace")
     with pytest.raises(ValueError, match=r"`obs_scale` must be a finite number > 0"):
         widgets.prior_widget(arc, obs_scale=0.0)
+
+
+def test_prior_widget_narrows_two_bumps_without_moving_them(arc):
+    w = widgets.prior_widget(arc, obs_scale=0.25, kind="two-bump", resolution=40)
+    for width in (0.5, 0.1):
+        _, mix = w.draw("two-bump", 1.5, width)
+        components = mix.prior.base_dist.component_distribution
+        assert components.loc.flatten().tolist() == [-1.5, 1.5] and components.scale.flatten().tolist() == [width, width]
+    _, tied = w.draw("two-bump", 1.5, 0.0)               # 0: example_prior's bumps, tied to the spread
+    assert abs(float(tied.prior.base_dist.stddev) - 1.5) < 1e-12
+    w.scale_slider.value = 1.5
+    w.width_slider.value = 0.1
+    assert "two bumps at ±1.5, each of width (standard deviation) 0.10" in w.text.value
+    w.kind_dropdown.value = "normal"
+    assert "normal, standard deviation 1.5" in w.text.value and "for two bumps only" in w.text.value

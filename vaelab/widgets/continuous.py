@@ -3,7 +3,7 @@
 ``components_widget``: a K slider (and a choice of where the nodes go) that puts K components on a
 curve f(z_k) with weights from p(z), and shows the density of x becoming smooth as K grows.
 ``prior_widget``: pick the prior's shape (normal, uniform, two bumps) and spread, see the density
-of x change. Every change only draws (no training), in well under a second.
+of x change; for two bumps a second slider sets the bumps' width apart from their separation. Every change only draws (no training), in well under a second.
 """
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ import torch
 from matplotlib.figure import Figure
 
 from .._validation import check_choice, check_positive, check_positive_int
+from torch.distributions import Categorical, MixtureSameFamily, Normal
+
 from ..continuous import NODES, PRIOR_KINDS, ContinuousMixture, example_prior, mixture_log_prob
 from ..plot.continuous import components_figure, mixture_extent, prior_figure
 from ._frame import _Frame, _png
@@ -85,7 +87,10 @@ class ComponentsWidget(_Frame):
 class PriorWidget(_Frame):
     """The same curve f(z) under different priors p(z): a dropdown for the shape, a slider for the spread.
 
-    ``draw(kind, scale)`` is the callback (it returns the figure and the mixture it drew).
+    ``draw(kind, scale, width)`` is the callback (it returns the figure and the mixture it drew).
+    ``width`` matters for two bumps only: 0 ties the bumps to the spread as ``example_prior`` does
+    (½ N(∓a, (0.3 s)²), standard deviation s); a width w > 0 puts the bumps at ±s, each N(±s, w²), so
+    that narrowing the bumps does not move them.
     """
 
     def __init__(self, decoder: Callable[[torch.Tensor], torch.Tensor], *, obs_scale: float, kind: str = "normal",
@@ -102,25 +107,43 @@ class PriorWidget(_Frame):
                                               description="prior p(z)")
         self.scale_slider = widgets.FloatSlider(value=scale, min=0.2, max=2.5, step=0.1, description="spread",
                                                 continuous_update=False, readout_format=".1f")
-        self.controls = [self.kind_dropdown, self.scale_slider]
+        self.width_slider = widgets.FloatSlider(value=0.0, min=0.0, max=1.5, step=0.05, description="bump width",
+                                                continuous_update=False, readout_format=".2f")
+        self.controls = [self.kind_dropdown, self.scale_slider, self.width_slider]
         self._build("prior")
 
-    def mixture(self, kind: str, scale: float) -> ContinuousMixture:
-        """The continuous mixture with this decoder under the prior ``example_prior(kind, scale)``."""
+    def mixture(self, kind: str, scale: float, width: float = 0.0) -> ContinuousMixture:
+        """The continuous mixture with this decoder under the prior ``example_prior(kind, scale)``, or, for
+        two bumps with ``width`` > 0, under ½ N(−scale, width²) + ½ N(scale, width²)."""
         params = list(self.decoder.parameters()) if isinstance(self.decoder, torch.nn.Module) else []
         dtype = params[0].dtype if params else torch.float64  # the decoder's precision decides
-        return ContinuousMixture(self.decoder, obs_scale=self.obs_scale, prior=example_prior(kind, scale, dtype=dtype))
+        if kind == "two-bump" and width > 0:
+            check_positive(width, "width")
+            prior = MixtureSameFamily(Categorical(torch.tensor([0.5, 0.5], dtype=dtype)),
+                                      Normal(torch.tensor([-scale, scale], dtype=dtype),
+                                             torch.tensor([width, width], dtype=dtype)))
+        else:
+            prior = example_prior(kind, scale, dtype=dtype)
+        return ContinuousMixture(self.decoder, obs_scale=self.obs_scale, prior=prior)
 
-    def draw(self, kind: str, scale: float) -> tuple[Figure, ContinuousMixture]:
-        mixture = self.mixture(kind, scale)
+    @staticmethod
+    def _describe(kind: str, scale: float, width: float) -> str:
+        if kind == "two-bump" and width > 0:
+            return f"two bumps at ±{scale:.1f}, each of width (standard deviation) {width:.2f}"
+        return f"{PRIOR_LABELS[kind]}, standard deviation {scale:.1f}"
+
+    def draw(self, kind: str, scale: float, width: float = 0.0) -> tuple[Figure, ContinuousMixture]:
+        mixture = self.mixture(kind, scale, width)
         prior_figure(mixture, extent=self.extent, data=self.data, fig=self.figure, resolution=self.resolution,
-                     title=f"the prior p(z): {PRIOR_LABELS[kind]}, standard deviation {scale:.1f}", z_lim=self.z_lim)
+                     title=f"the prior p(z): {self._describe(kind, scale, width)}", z_lim=self.z_lim)
         return self.figure, mixture
 
-    def render(self, kind: str, scale: float) -> tuple[str, bytes]:
-        fig, mixture = self.draw(kind, scale)
-        text = (f"<pre style='margin:0'>p(x) = ∫ N(x; f(z), σ²I) p(z) dz with p(z) {html.escape(PRIOR_LABELS[kind])}, "
-                f"standard deviation {scale:.1f}: the weight of the component at z is p(z) dz</pre>")
+    def render(self, kind: str, scale: float, width: float = 0.0) -> tuple[str, bytes]:
+        fig, mixture = self.draw(kind, scale, width)
+        note = "" if kind == "two-bump" else " (bump width: for two bumps only)"
+        text = (f"<pre style='margin:0'>p(x) = ∫ N(x; f(z), σ²I) p(z) dz with p(z) "
+                f"{html.escape(self._describe(kind, scale, width))}: the weight of the component at z is p(z) dz"
+                f"{note}</pre>")
         return text, _png(fig, self.dpi)
 
 

@@ -521,7 +521,7 @@ def test_far_from_zero_in_float32():
     (lambda x, w, m, c: gmm.log_likelihood(x, torch.tensor([-0.5, 1.5], dtype=F64), m, c),
      r"`weights` must be non-negative, got a minimum of -0.5"),
     (lambda x, w, m, c: gmm.e_step(x, torch.tensor([0.6, 0.6], dtype=F64), m, c),
-     r"`weights` must sum to 1 \(within 1e-08\), got a sum of 1.2"),
+     r"`weights` must sum to 1 \(within 1e-06\), got a sum of 1.2"),
     (lambda x, w, m, c: gmm.e_step(x, w, torch.tensor([[0.0, float("nan")], [1.0, 1.0]], dtype=F64), c),
      r"`means` must contain only finite values, got 1 NaN or infinite value\(s\), the first at index \(0, 1\)"),
     (lambda x, w, m, c: gmm.log_likelihood(x, w, m, torch.full_like(c, float("inf"))),
@@ -529,7 +529,7 @@ def test_far_from_zero_in_float32():
     (lambda x, w, m, c: gmm.m_step(x, torch.tensor([[1.5, -0.5]] * 5, dtype=F64)),
      r"`resp` must be non-negative \(probabilities\), got -0.5 at index \(0, 1\)"),
     (lambda x, w, m, c: gmm.m_step(x, torch.tensor([[0.5, 0.4]] * 5, dtype=F64)),
-     r"`resp` must have rows that sum to 1 \(p\(z = k \| x_n\) over k, within 1e-08\), got a sum of 0.9 in row 0"),
+     r"`resp` must have rows that sum to 1 \(p\(z = k \| x_n\) over k, within 1e-06\), got a sum of 0.9 in row 0"),
     (lambda x, w, m, c: gmm.m_step(x, torch.tensor([[0.5, float("nan")]] * 5, dtype=F64)),
      r"`resp` must contain only finite values"),
 ])
@@ -565,3 +565,12 @@ def test_float32_weights_with_float64_data_are_accepted():
     w64 = w32.double() / w32.double().sum()
     torch.testing.assert_close(gmm.e_step(x, w32, means, cov), gmm.e_step(x, w64, means, cov))
     assert torch.isfinite(gmm.log_likelihood(x, w32, means, cov)).all()
+
+
+def test_float32_parameters_cast_to_float64_are_accepted_by_the_math_functions():
+    """A float32 fit drawn by a float64 figure: the weights sum to 1.00000003 in float64."""
+    x = torch.from_numpy(X).float()
+    path = gmm.em_path(x, 3, n_iter=8, init_params="random")
+    weights, means, cov = (t.double() for t in path.parameters(8))
+    resp = gmm.e_step(X, weights, means, cov)
+    assert torch.isfinite(resp).all() and gmm.m_step(X, resp.float().double())[0].shape == (3,)

@@ -89,6 +89,11 @@ def _common(*tensors: Any, names: tuple[str, ...]) -> list[torch.Tensor]:
     return [t.to(device=out[0].device, dtype=dtype) for t in out]
 
 
+# the public math functions take parameters from anywhere (figures, float32 fits cast to float64, a
+# student's code): they refuse sums that are wrong (1.2, 0.9), not float32 rounding seen in float64
+_MATH_ATOL = 1e-6
+
+
 def _check_mixture(x: Any, weights: Any, means: Any, covariances: Any):
     """Validate the arguments of the public math functions; return them as tensors and the covariance type."""
     # the tolerance on Σ π_k = 1 comes from the weights' own dtype, before they are promoted to x's
@@ -108,9 +113,8 @@ def _check_mixture(x: Any, weights: Any, means: Any, covariances: Any):
         raise ValueError(f"`covariances` must have shape {expected} for a {covariance_type} mixture, "
                          f"got shape {tuple(covariances.shape)}")
     # NaN or negative weights would flow on silently as NaN or wrong densities, not as an error
-    check_probabilities(weights.detach(), "weights", atol=sum_tolerance(
-        weights_dtype if torch.finfo(weights_dtype).eps > torch.finfo(weights.dtype).eps else weights.dtype,
-        n_components))
+    coarser = weights_dtype if torch.finfo(weights_dtype).eps > torch.finfo(weights.dtype).eps else weights.dtype
+    check_probabilities(weights.detach(), "weights", atol=max(_MATH_ATOL, sum_tolerance(coarser, n_components)))
     check_finite(means.detach(), "means")
     check_finite(covariances.detach(), "covariances")
     return x, weights, means, covariances, covariance_type
@@ -123,7 +127,7 @@ def _check_resp(resp: torch.Tensor) -> None:
         n, k = (int(i) for i in (resp < 0).nonzero()[0])
         raise ValueError(f"`resp` must be non-negative (probabilities), got {float(resp[n, k]):.4g} at index ({n}, {k})")
     sums = resp.double().sum(1)
-    atol = sum_tolerance(resp.dtype, resp.shape[1])
+    atol = max(_MATH_ATOL, sum_tolerance(resp.dtype, resp.shape[1]))
     worst = int((sums - 1).abs().argmax())
     if abs(float(sums[worst]) - 1) > atol:
         raise ValueError(f"`resp` must have rows that sum to 1 (p(z = k | x_n) over k, within {atol:.2g}), "

@@ -536,18 +536,18 @@ def grid_log_prob(decode: Callable, prior, x: torch.Tensor, latent_dim: int, n: 
 def grid_posterior(decode: Callable, prior, x: torch.Tensor, latent_dim: int, n: int, *, rule: str = "grid",
                    model_dtype: torch.dtype = torch.float32, dtype: torch.dtype = torch.float64) -> GridPosterior:
     """The exact posterior p(z|x) on the grid of :func:`latent_grid`, for a few x (it holds the (B, G) matrix)."""
-    zs, joints = [], []
-    for zb, log_joint, _ in _log_joint_blocks(decode, prior, x, latent_dim, n, rule, model_dtype, dtype):
+    zs, joints, edges = [], [], []
+    for zb, log_joint, edge in _log_joint_blocks(decode, prior, x, latent_dim, n, rule, model_dtype, dtype):
         zs.append(zb)
         joints.append(log_joint)
-    z, log_joint = torch.cat(zs), torch.cat(joints, -1)  # (G, L), (B, G)
+        edges.append(edge)
+    z, log_joint, edge = torch.cat(zs), torch.cat(joints, -1), torch.cat(edges)  # (G, L), (B, G), (G,)
     log_px = torch.logsumexp(log_joint, -1)
     weights = torch.exp(log_joint - log_px[:, None])  # (B, G)
     mean = weights @ z  # (B, L)
     centred = z[None] - mean[:, None]  # (B, G, L)
     cov = torch.einsum("bg,bgi,bgj->bij", weights, centred, centred)
     if rule == "grid":
-        _, _, edge = latent_grid(prior, latent_dim, n, rule=rule, dtype=dtype, device=x.device)
         _check_coverage(torch.logsumexp(log_joint[:, edge], -1) - log_px, n)
         lo, hi = _mass_box(prior, latent_dim)
         log_cell = ((hi - lo) / n).log().sum().to(dtype)

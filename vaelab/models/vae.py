@@ -306,13 +306,14 @@ class VAE(nn.Module):
 
     # ---------------------------------------------------------------- ground truth: log p(x) itself
 
-    def _grid_args(self, x: torch.Tensor, n: int | None, rule: str, what: str) -> tuple[torch.Tensor, int]:
+    def _grid_args(self, x: torch.Tensor, n: int | None, rule: str, what: str, *, grid_2d: int = 400
+                   ) -> tuple[torch.Tensor, int]:
         if self.latent_dim > 2:
             raise ValueError(f"{what} sums p(x|z) p(z) over a grid of n**latent_dim nodes and works for latent_dim ≤ 2, "
                              f"got latent_dim={self.latent_dim}; use the importance-weighted bound "
                              "vae.iwae(x, k) (a lower bound on log p(x)) instead")
         if n is None:
-            n = (4000 if self.latent_dim == 1 else 400) if rule == "grid" else (200 if self.latent_dim == 1 else 100)
+            n = (4000 if self.latent_dim == 1 else grid_2d) if rule == "grid" else (200 if self.latent_dim == 1 else 100)
         n = check_positive_int(n, "n")
         if rule == "gauss-hermite" and not isinstance(self.prior, StandardNormal):
             raise ValueError(f"rule='gauss-hermite' is the rule for the prior N(0, I), got {type(self.prior).__name__}; "
@@ -360,9 +361,7 @@ class VAE(nn.Module):
         tensor([1.0000, 1.0000], dtype=torch.float64)
         """
         check_choice(rule, "rule", ("grid", "gauss-hermite"))
-        if n is None and self.latent_dim == 2 and rule == "grid":
-            n = 200
-        x, n = self._grid_args(x, n, rule, "exact_posterior")
+        x, n = self._grid_args(x, n, rule, "exact_posterior", grid_2d=200)  # it holds (B, n²): a coarser default
         return continuous.grid_posterior(self.decode, self.prior, x, self.latent_dim, n, rule=rule,
                                          model_dtype=x.dtype, dtype=_sum_dtype(x))
 

@@ -17,10 +17,6 @@ from ._core import ExerciseError, as_number, as_tensor, call, check_close, check
 __all__ = ["code_perplexity", "nearest_code", "one_hot_condition", "straight_through"]
 
 
-def _call(fn: Callable, exercise: str, *args, copy: bool = True):
-    return call(fn, exercise, *args, copy=copy)
-
-
 def _as_tensor(out, exercise: str, what: str, keep_grad: bool = False) -> torch.Tensor:
     return as_tensor(out, exercise, what, dtype=None, keep_grad=keep_grad)
 
@@ -51,7 +47,7 @@ def one_hot_condition(fn: Callable) -> Callable:
     n_classes = 5
     c = torch.nn.functional.one_hot(labels, n_classes).float()
     expected = torch.cat([x, c], dim=1)  # (4, 8)
-    out = _as_tensor(_call(fn, exercise, x.clone(), labels.clone(), n_classes), exercise, "the encoder's input")
+    out = _as_tensor(call(fn, exercise, x.clone(), labels.clone(), n_classes), exercise, "the encoder's input")
     B, D = x.shape
     if out.ndim == 2 and out.shape == (B, D + 1):
         raise ExerciseError(f"{exercise}: the result has {D + 1} columns: the label was appended as one number. "
@@ -94,7 +90,7 @@ def nearest_code(fn: Callable) -> Callable:
     z_e = torch.tensor([[0.4, 0.2], [2.6, 0.3], [0.1, 2.0], [4.0, 3.5], [9.0, 9.0], [-1.0, -2.0]])  # (B=6, D)
     distances = torch.cdist(z_e, codebook).pow(2)  # (B, K), computed independently of the package
     expected = distances.argmin(1)
-    out = _as_tensor(_call(fn, exercise, z_e.clone(), codebook.clone()), exercise, "the indices")
+    out = _as_tensor(call(fn, exercise, z_e.clone(), codebook.clone()), exercise, "the indices")
     if out.shape == z_e.shape and out.is_floating_point():
         raise ExerciseError(f"{exercise}: returned vectors of shape {tuple(out.shape)}; return the *indices* of the "
                             "nearest codes, shape (B,) — codebook[indices] gives the vectors.")
@@ -107,7 +103,7 @@ def nearest_code(fn: Callable) -> Callable:
     _compare_indices(out, z_e, codebook, "")
     g = torch.Generator().manual_seed(0)
     z_e, codebook = torch.randn(50, 3, generator=g), torch.randn(7, 3, generator=g)
-    out = _as_tensor(_call(fn, exercise, z_e, codebook), exercise, "the indices")
+    out = _as_tensor(call(fn, exercise, z_e, codebook), exercise, "the indices")
     if out.shape != (50,):
         raise ExerciseError(f"{exercise}: on 50 random vectors and 7 codes, should return shape (50,), got {tuple(out.shape)}.")
     _compare_indices(out, z_e, codebook, " (50 random vectors, 7 codes)")
@@ -164,7 +160,7 @@ def straight_through(fn: Callable) -> Callable:
     codebook = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], requires_grad=True)
     z_e = torch.tensor([[0.2, -0.1], [0.9, 0.3], [-0.2, 0.8]], requires_grad=True)
     z_q = codebook[torch.tensor([0, 1, 2])]  # what quantization gives: rows of the codebook, in its graph
-    out = _as_tensor(_call(fn, exercise, z_e, z_q, copy=False), exercise, "the decoder's input", keep_grad=True)
+    out = _as_tensor(call(fn, exercise, z_e, z_q, copy=False), exercise, "the decoder's input", keep_grad=True)
     if out.shape != z_e.shape:
         raise ExerciseError(f"{exercise}: should return a tensor of the shape of z_e {tuple(z_e.shape)}, "
                             f"got {tuple(out.shape)}.")
@@ -215,7 +211,7 @@ def code_perplexity(fn: Callable) -> Callable:
         nonzero = p[p > 0]
         entropy = float(-(nonzero * nonzero.log()).sum())
         expected = math.exp(entropy) if expected is None else expected
-        out = _call(fn, exercise, counts.clone())
+        out = call(fn, exercise, counts.clone())
         got = as_number(out, exercise, "the perplexity")
         if math.isnan(got):
             raise ExerciseError(f"{exercise}: counts {counts.long().tolist()} give NaN: an unused code makes 0 · log 0. "

@@ -37,10 +37,6 @@ def _case(seed: int = 0, n_samples: int = 8, far: bool = False):
     return x, weights, means, covariances
 
 
-def _call(fn: Callable, exercise: str, *args):
-    return call(fn, exercise, *args)
-
-
 def _tensor(value, exercise: str, what: str) -> torch.Tensor:
     return as_tensor(value, exercise, what, dtype=F64)
 
@@ -72,7 +68,7 @@ def e_step(fn: Callable) -> Callable:
     exercise = "e_step"
     x, weights, means, covariances = _case()
     expected = gmm.e_step(x, weights, means, covariances)
-    got = _tensor(_call(fn, exercise, x, weights, means, covariances), exercise, "resp")
+    got = _tensor(call(fn, exercise, x, weights, means, covariances), exercise, "resp")
     if got.shape == expected.T.shape and got.shape != expected.shape:
         raise ExerciseError(f"{exercise}: resp has shape {tuple(got.shape)}, i.e. (n_components, n_samples); "
                             "return one row per point and one column per component, shape (n_samples, n_components).")
@@ -88,7 +84,7 @@ def e_step(fn: Callable) -> Callable:
     # far from every component each density is exp(-1000s) = 0.0 in float64: exp-then-normalise gives 0/0
     x, weights, means, covariances = _case(seed=1, far=True)
     expected = gmm.e_step(x, weights, means, covariances)
-    got = _tensor(_call(fn, exercise, x, weights, means, covariances), exercise, "resp")
+    got = _tensor(call(fn, exercise, x, weights, means, covariances), exercise, "resp")
     if not torch.isfinite(got).all():
         raise ExerciseError(
             f"{exercise}: resp is NaN for points far from every component: there each π_k N(x | μ_k, Σ_k) "
@@ -151,7 +147,7 @@ def m_step(fn: Callable) -> Callable:
     resp = gmm.e_step(x, weights, means, covariances)
     reg_covar = 1e-2  # large enough that leaving it out shows
     expected = gmm.m_step(x, resp, reg_covar=reg_covar)
-    out = _call(fn, exercise, x, resp, reg_covar)
+    out = call(fn, exercise, x, resp, reg_covar)
     if not isinstance(out, (tuple, list)) or len(out) != 3:
         raise ExerciseError(f"{exercise} should return three things, (weights, means, covariances); got {type(out).__name__}"
                             + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else "") + ".")
@@ -172,7 +168,7 @@ def m_step(fn: Callable) -> Callable:
     resp_empty[:, 1] += resp_empty[:, 2]
     resp_empty[:, 2] = 0.0
     try:
-        out = _call(fn, exercise, x, resp_empty, reg_covar)
+        out = call(fn, exercise, x, resp_empty, reg_covar)
     except ExerciseError as error:
         raise ExerciseError(f"{error} This happened when a component has no responsibility at all (N_k = 0, a "
                             "component that lost every point): handle N_k = 0, e.g. N_k = resp.sum(0) + "
@@ -275,7 +271,7 @@ def log_likelihood(fn: Callable) -> Callable:
     exercise = "log_likelihood"
     x, weights, means, covariances = _case(seed=2)
     expected = gmm.log_likelihood(x, weights, means, covariances)
-    got = _tensor(_call(fn, exercise, x, weights, means, covariances), exercise, "log p(x)")
+    got = _tensor(call(fn, exercise, x, weights, means, covariances), exercise, "log p(x)")
     if got.ndim == 0:
         which = "sum" if _close(got, expected.sum()) else "mean" if _close(got, expected.mean()) else "a single number"
         raise ExerciseError(f"{exercise}: returned {which} over the points; return one log p(x_n) per row, "
@@ -288,7 +284,7 @@ def log_likelihood(fn: Callable) -> Callable:
 
     x, weights, means, covariances = _case(seed=3, far=True)
     expected = gmm.log_likelihood(x, weights, means, covariances)
-    got = _tensor(_call(fn, exercise, x, weights, means, covariances), exercise, "log p(x)")
+    got = _tensor(call(fn, exercise, x, weights, means, covariances), exercise, "log p(x)")
     if not torch.isfinite(got).all():
         raise ExerciseError(
             f"{exercise}: −inf (or NaN) for points far from every component: each π_k N(x | μ_k, Σ_k) underflows "

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ._validation import as_tensor, check_choice, check_finite, check_positive_int
+from .objectives import log_mean_exp
 
 __all__ = ["gmm_n_parameters", "n_parameters", "dequantize", "dequantized_log_pmf", "level_bins",
            "normal_log_interval", "discretized_gmm_log_pmf", "discretized_iwae", "nats_to_bits",
@@ -245,8 +246,7 @@ def discretized_iwae(model: nn.Module, s: torch.Tensor, lower: torch.Tensor, upp
                 raise TypeError(f"`model.decode(z)` must be a Normal (or Independent Normal), got {type(base).__name__}")
             log_bin = normal_log_interval(lower, upper, base.loc, base.scale).sum(-1)  # (k', B)
             log_w.append(log_bin + model.prior.log_prob(z) - q.log_prob(z))
-    log_w = torch.cat(log_w)  # (k, B)
-    return torch.logsumexp(log_w, dim=0) - math.log(k)
+    return log_mean_exp(torch.cat(log_w), dim=0)  # (k, B) -> (B,): the IWAE bound, as VAE.iwae
 
 
 def nats_to_bits(nats: Any) -> Any:

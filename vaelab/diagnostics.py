@@ -13,6 +13,7 @@ All in nats, averaged over the data, computed without gradients in batches. Deri
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -443,7 +444,7 @@ def rate_split(model: nn.Module, X: Any, *, n_samples: int = 10, seed: int | Non
     q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
     log_q_zx = q.log_prob(z).sum(-1)                                             # (S, N): log q(z_n | x_n)
     n = X.shape[0]
-    log_n = float(torch.log(torch.tensor(float(n))))
+    log_n = math.log(n)
     # log q(z_n) = log (1/N) Σ_m q(z_n | x_m): log-sum-exp over the N rows, one row block at a time
     log_q_z = torch.cat([q.log_prob(zb[:, :, None, :]).sum(-1).logsumexp(-1)
                          for zb in z.split(max(1, 2 ** 22 // max(1, n * n)), dim=0)]) - log_n  # (S, N)
